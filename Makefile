@@ -1,0 +1,31 @@
+# Every target creates the virtual environment it needs (.venv) on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: run test grammar bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+## The main job. Until `sipactors serve` lands (issue 3) it parses a sample INVITE and shows its structure.
+run: $(BIN)/.installed
+	$(BIN)/sipactors check examples/invite.sip
+
+## The whole test suite (needs ../shared beside the checkout, as in CI).
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+## Regenerate grammar/sip.lark from spec/abnf/ and grammar/sip-syntax.lark.
+grammar: $(BIN)/.installed
+	$(BIN)/python -m sipactors.grammar
+
+## Parser throughput (messages/s), hot path and oracle.
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/parse.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

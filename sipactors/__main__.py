@@ -1,0 +1,5 @@
+import sys
+
+from sipactors.cli import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""Messages that parse but that a server must refuse (RFC 3261 §8.2, §16.3, §20; RFC 4475 §3.1.2, §3.3).
+
+The grammar accepts these; the rules below come from RFC prose. ``refusal_for`` returns the first rule a
+message breaks, as the status code and reason phrase a server answers with (for a response: why it is
+dropped).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sipactors.message.errors import ParseError, Refusal
+from sipactors.message.uri import SipURI, TelURI
+
+if TYPE_CHECKING:
+    from sipactors.message.message import Message
+
+#: Header fields whose grammar is not a comma list: at most one line each (RFC 3261 §7.3.1).
+SINGLE_VALUED = ("To", "From", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires", "Min-Expires")
+
+#: Mandatory in every request (RFC 3261 §8.1.1); Max-Forwards is absent from RFC 2543 requests, which an
+#: RFC 3261 element should still accept (RFC 4475 §3.4.1), so it is not required here.
+REQUIRED = ("To", "From", "CSeq", "Call-ID", "Via")
+
+CSEQ_LIMIT = 2**31  # RFC 3261 §8.1.1.5: "MUST be less than 2**31"
+DELTA_LIMIT = 2**32 - 1  # RFC 3261 §20.19, §20.10: expires is 0 .. 2**32-1
+MAX_FORWARDS_LIMIT = 255  # RFC 3261 §20.22: "an integer in the range 0-255"
+
+
+def refusal_for(message: "Message") -> Refusal | None:
+    from sipactors.message.message import Request
+
+    if message.version.upper() != "SIP/2.0":
+        return Refusal(505, "Version Not Supported", "RFC 3261 §8.2.2.1, §21.5.6")
+    is_request = isinstance(message, Request)
+    if is_request and not isinstance(message.uri, (SipURI, TelURI)):
+        return Refusal(416, "Unsupported URI Scheme", "RFC 3261 §8.2.2.1")
+    for name in REQUIRED:
+        if not message.has(name):
+            return Refusal(400, f"Missing {name} header field", "RFC 3261 §8.1.1")
+    for name in SINGLE_VALUED:
+        if len(message.get_fields(name)) > 1:
+            return Refusal(400, f"Multiple {name} header fields", "RFC 3261 §7.3.1")
+    if not message.via:
+        return Refusal(400, "Missing Via header field", "RFC 3261 §8.1.1.7")
+    cseq = message.cseq
+    assert cseq is not None
+    if cseq.seq >= CSEQ_LIMIT:
+        return Refusal(400, "CSeq sequence number too large", "RFC 3261 §8.1.1.5")
+    if is_request and cseq.method != message.method:  # type: ignore[attr-defined]
+        return Refusal(400, "CSeq method does not match the request method", "RFC 3261 §8.1.1.5")
+    max_forwards = message.max_forwards
+    if max_forwards is not None and max_forwards > MAX_FORWARDS_LIMIT:
+        return Refusal(400, "Max-Forwards above 255", "RFC 3261 §20.22")
+    expires = message.expires
+    if expires is not None and expires > DELTA_LIMIT:
+        return Refusal(400, "Expires above 2**32-1", "RFC 3261 §20.19")
+    contacts = message.contact
+    if isinstance(contacts, list):
+        for contact in contacts:
+            value = contact.params.get("expires")
+            if value is not None and value.isdigit() and int(value) > DELTA_LIMIT:
+                return Refusal(400, "Contact expires above 2**32-1", "RFC 3261 §20.10")
+    if not is_request and not 100 <= message.status <= 699:  # type: ignore[attr-defined]
+        return Refusal(400, "Status-Code outside 100-699", "RFC 3261 §7.2, §21")
+    return None
+
+
+__all__ = ["refusal_for", "Refusal", "ParseError"]

@@ -1,0 +1,410 @@
+"""Header fields: names, compact forms, and the hot-path parser of each structured value.
+
+RFC 3261 §7.3: header names are case-insensitive, several comma-separated values on one line are the same
+as several lines (for headers whose grammar is a comma list), and §7.3.3 gives the compact forms. The
+syntax of every value is the grammar's (sipactors.message.syntax derives each pattern from grammar/sip.lark);
+this module only decides which captured text becomes which field.
+
+Each parser first matches the whole value against the derived ``*_value`` rule — that decides the verdict
+exactly as the grammar does — and then walks the elements to build the field objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sipactors.grammar.derive import first_group
+from sipactors.message.errors import ParseError
+from sipactors.message.fields import CSeq, Credentials, MediaType, NameAddr, ValueParams, Via
+from sipactors.message.params import EMPTY_PARAMS, Params
+from sipactors.message.syntax import Syntax, syntax
+from sipactors.message.uri import URI, AbsoluteURI, SipURI, TelURI
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderSpec:
+    """How one header field is named and parsed."""
+
+    name: str  # canonical spelling
+    compact: str | None
+    rule: str  # value rule in grammar/sip-syntax.lark
+    kind: str  # parser, see _PARSERS
+    is_list: bool  # a comma list: may appear on several lines, values concatenate
+    rfc: str
+
+
+_SPECS = (
+    HeaderSpec("Via", "v", "via_value", "via", True, "RFC 3261 §20.42"),
+    HeaderSpec("From", "f", "from_value", "address", False, "RFC 3261 §20.20"),
+    HeaderSpec("To", "t", "to_value", "address", False, "RFC 3261 §20.39"),
+    HeaderSpec("Reply-To", None, "reply_to_value", "address", False, "RFC 3261 §20.31"),
+    HeaderSpec("Contact", "m", "contact_value", "contact", True, "RFC 3261 §20.10"),
+    HeaderSpec("Route", None, "route_value", "route", True, "RFC 3261 §20.34"),
+    HeaderSpec("Record-Route", None, "record_route_value", "route", True, "RFC 3261 §20.30"),
+    HeaderSpec("Path", None, "path_value", "route", True, "RFC 3327 §4"),
+    HeaderSpec("Call-ID", "i", "call_id_value", "text", False, "RFC 3261 §20.8"),
+    HeaderSpec("CSeq", None, "cseq_value", "cseq", False, "RFC 3261 §20.16"),
+    HeaderSpec("Max-Forwards", None, "max_forwards_value", "int", False, "RFC 3261 §20.22"),
+    HeaderSpec("Content-Length", "l", "content_length_value", "int", False, "RFC 3261 §20.14"),
+    HeaderSpec("Expires", None, "expires_value", "int", False, "RFC 3261 §20.19"),
+    HeaderSpec("Min-Expires", None, "min_expires_value", "int", False, "RFC 3261 §20.23"),
+    HeaderSpec("Content-Type", "c", "content_type_value", "media", False, "RFC 3261 §20.15"),
+    HeaderSpec("Accept", None, "accept_value", "media_list", True, "RFC 3261 §20.1"),
+    HeaderSpec("Allow", None, "allow_value", "tokens", True, "RFC 3261 §20.5"),
+    HeaderSpec("Supported", "k", "supported_value", "tokens", True, "RFC 3261 §20.37"),
+    HeaderSpec("Require", None, "require_value", "tokens", True, "RFC 3261 §20.32"),
+    HeaderSpec("Proxy-Require", None, "proxy_require_value", "tokens", True, "RFC 3261 §20.29"),
+    HeaderSpec("Unsupported", None, "unsupported_value", "tokens", True, "RFC 3261 §20.40"),
+    HeaderSpec("Content-Encoding", "e", "content_encoding_value", "tokens", True, "RFC 3261 §20.12"),
+    HeaderSpec("Event", "o", "event_value", "value_params", False, "RFC 6665 §8.2.1"),
+    HeaderSpec("Allow-Events", "u", "allow_events_value", "tokens", True, "RFC 6665 §8.2.2"),
+    HeaderSpec("Subscription-State", None, "subscription_state_value", "value_params", False, "RFC 6665 §8.2.3"),
+    HeaderSpec("SIP-ETag", None, "sip_etag_value", "text", False, "RFC 3903 §11.3.1"),
+    HeaderSpec("SIP-If-Match", None, "sip_if_match_value", "text", False, "RFC 3903 §11.3.2"),
+    HeaderSpec("Accept-Contact", "a", "accept_contact_value", "contact_prefs", True, "RFC 3841 §10"),
+    HeaderSpec("Reject-Contact", "j", "reject_contact_value", "contact_prefs", True, "RFC 3841 §10"),
+    HeaderSpec("Request-Disposition", "d", "request_disposition_value", "tokens", True, "RFC 3841 §10"),
+    HeaderSpec("Reason", None, "reason_value", "reasons", True, "RFC 3326 §2"),
+    HeaderSpec("Date", None, "date_value", "text", False, "RFC 3261 §20.17"),
+    HeaderSpec("Authorization", None, "authorization_value", "auth", False, "RFC 3261 §20.7"),
+    HeaderSpec("Proxy-Authorization", None, "proxy_authorization_value", "auth", False, "RFC 3261 §20.28"),
+    HeaderSpec("WWW-Authenticate", None, "www_authenticate_value", "auth", False, "RFC 3261 §20.44"),
+    HeaderSpec("Proxy-Authenticate", None, "proxy_authenticate_value", "auth", False, "RFC 3261 §20.27"),
+)
+
+#: Compact forms of headers we keep as text (RFC 3261 §7.3.3 and extensions): for display names only.
+_TEXT_COMPACT = {"s": "Subject", "r": "Refer-To", "b": "Referred-By", "x": "Session-Expires", "y": "Identity"}
+
+SPECS: dict[str, HeaderSpec] = {}
+for _spec in _SPECS:
+    SPECS[_spec.name.lower()] = _spec
+    if _spec.compact:
+        SPECS[_spec.compact] = _spec
+
+#: Canonical spelling of header names we know only as text (extension headers keep their own spelling).
+_KNOWN_TEXT = {
+    name.lower(): name
+    for name in (
+        "Subject", "Organization", "User-Agent", "Server", "Warning", "Call-Info", "Alert-Info", "Error-Info",
+        "In-Reply-To", "MIME-Version", "Priority", "Retry-After", "Timestamp", "Accept-Encoding",
+        "Accept-Language", "Content-Disposition", "Content-Language", "Authentication-Info", "Refer-To",
+        "Referred-By", "Session-Expires", "Min-SE", "Identity", "RSeq", "RAck", "P-Asserted-Identity",
+    )
+}
+
+
+def canonical_name(name: str) -> str:
+    """Canonical spelling of a header name; compact forms expand (RFC 3261 §7.3.3)."""
+    key = name.lower()
+    spec = SPECS.get(key)
+    if spec is not None:
+        return spec.name
+    if key in _TEXT_COMPACT:
+        return _TEXT_COMPACT[key]
+    return _KNOWN_TEXT.get(key, name)
+
+
+def spec_for(name: str) -> HeaderSpec | None:
+    return SPECS.get(name.lower())
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _check_param(sx: Syntax, context: str, name: str, value: str | None, header: str) -> None:
+    """By-name check of a collapsed parameter (the @param directives of grammar/sip-syntax.lark)."""
+    key = (context, name.lower())
+    if key not in sx.param_checks:
+        return
+    check = sx.param_checks[key]
+    if check is None:
+        if value is not None:
+            raise ParseError(f"parameter {name} takes no value", header=header, rule=f"{name}-param")
+        return
+    terminal, pattern = check
+    if value is None or not pattern.fullmatch(value):
+        raise ParseError(f"bad value for parameter {name}", header=header, rule=f"{name}-param: {terminal}")
+
+
+def parse_header_params(text: str | None, header: str, context: str = "header") -> Params:
+    """``;name=value`` list of a header field (SEMI generic-param, RFC 3261 §25.1)."""
+    if not text:
+        return EMPTY_PARAMS
+    sx = syntax()
+    items: list[tuple[str, str | None]] = []
+    if '"' not in text:
+        # token, IPv6reference and the separators hold no ";" and no "=": plain splitting is exact here.
+        for piece in text.split(";")[1:]:
+            name, eq, value = piece.partition("=")
+            name = name.strip(" \t")
+            item_value = value.strip(" \t") if eq else None
+            _check_param(sx, context, name, item_value, header)
+            items.append((name, item_value))
+        return Params(tuple(items))
+    pattern = sx.header_param if context != "via" else sx.via_param_item
+    pos = 0
+    while pos < len(text):
+        match = pattern.match(text, pos)
+        if match is None:
+            raise ParseError("malformed parameter", header=header, rule="generic-param")
+        value = match.group("value")
+        name = match.group("name")
+        item_value = value.strip(" \t") if value is not None else None
+        _check_param(sx, context, name, item_value, header)
+        items.append((name, item_value))
+        pos = match.end()
+    return Params(tuple(items))
+
+
+def parse_uri(text: str, header: str = "Request-URI") -> URI:
+    """A URI in <> or in the Request-URI: SIP/SIPS (RFC 3261 §19.1), tel (RFC 3966) or other."""
+    sx = syntax()
+    if text[:4].lower() == "sip:" or text[:5].lower() == "sips:":
+        match = sx.sip_uri.fullmatch(text)
+        if match is None:
+            raise ParseError("malformed SIP URI", header=header, rule="SIP-URI")
+        return _sip_uri_from_match(match, header)
+    if text[:4].lower() == "tel:":
+        if not sx.tel_uri.fullmatch(text):
+            raise ParseError("malformed tel URI", header=header, rule="telephone-uri")
+        return _tel_uri(text, header)
+    if not sx.absolute_uri.fullmatch(text):
+        raise ParseError("malformed URI", header=header, rule="absoluteURI")
+    return AbsoluteURI(text[: text.index(":")].lower(), text)
+
+
+def _tel_uri(text: str, header: str) -> TelURI:
+    number, _, params = text[4:].partition(";")
+    items: list[tuple[str, str | None]] = []
+    if params:
+        for piece in params.split(";"):
+            name, eq, value = piece.partition("=")
+            items.append((name, value if eq else None))
+    return TelURI(number, Params(tuple(items)))
+
+
+def _sip_uri_from_match(match: re.Match[str], header: str) -> SipURI:
+    sx = syntax()
+    userinfo = match.group("userinfo")
+    user = password = None
+    if userinfo is not None:
+        user, colon, rest = userinfo[:-1].partition(":")
+        password = rest if colon else None
+    port_text = match.group("port")
+    port = int(port_text) if port_text else None
+    if port is not None and port > 65535:
+        raise ParseError("port out of range", header=header, rule="port")
+    params_text = match.group("params")
+    params = EMPTY_PARAMS
+    if params_text:
+        items: list[tuple[str, str | None]] = []
+        # pname and pvalue hold neither ";" nor "=" (RFC 3261 §25.1 paramchar): splitting is exact.
+        for piece in params_text[1:].split(";"):
+            name, eq, value = piece.partition("=")
+            item_value = value if eq else None
+            _check_param(sx, "uri", name, item_value, header)
+            items.append((name, item_value))
+        params = Params(tuple(items))
+    headers: tuple[tuple[str, str], ...] = ()
+    headers_text = match.group("headers")
+    if headers_text:
+        # hname and hvalue hold no "&" (hnv-unreserved): splitting is exact.
+        headers = tuple(tuple(h.split("=", 1)) for h in headers_text[1:].split("&"))  # type: ignore[misc]
+    return SipURI(
+        match.group("scheme")[:-1].lower(),
+        match.group("host"),
+        user,
+        password,
+        port,
+        params,
+        headers,
+    )
+
+
+def _address(match: re.Match[str], header: str) -> NameAddr:
+    """name-addr / addr-spec with header params, from a contact_param or route_param match."""
+    params = parse_header_params(match.group("params"), header)
+    uri_text = first_group(match, "uri")
+    if uri_text is not None:
+        display = match.group("display")
+        if display is not None:
+            display = display.strip(" \t")
+        return NameAddr(parse_uri(uri_text, header), display, params, True)
+    bare = match.group("bare")
+    return NameAddr(parse_uri(bare, header), None, params, False)
+
+
+def _elements(pattern: re.Pattern[str], text: str, header: str, rule: str) -> list[re.Match[str]]:
+    """Matches of ``pattern`` separated by COMMA, covering all of ``text``."""
+    comma = syntax().comma
+    matches: list[re.Match[str]] = []
+    pos = 0
+    end = len(text)
+    while True:
+        match = pattern.match(text, pos)
+        if match is None:
+            raise ParseError("malformed value", header=header, rule=rule)
+        matches.append(match)
+        pos = match.end()
+        if pos == end:
+            return matches
+        separator = comma.match(text, pos)
+        if separator is None:
+            raise ParseError("malformed value", header=header, rule=rule)
+        pos = separator.end()
+
+
+def _split_tokens(text: str) -> tuple[str, ...]:
+    # token-like elements hold no "," and no whitespace; COMMA = SWS "," SWS.
+    return tuple(piece.strip(" \t") for piece in text.split(","))
+
+
+# ---------------------------------------------------------------------------------------- parsers
+def _parse_via(text: str, header: str) -> list[Via]:
+    sx = syntax()
+    vias = []
+    for match in _elements(sx.via_parm, text, header, "via-parm"):
+        port = match.group("port")
+        vias.append(
+            Via(
+                match.group("transport").upper(),
+                match.group("host"),
+                int(port) if port else None,
+                parse_header_params(match.group("params"), header, "via"),
+                match.group("protocol"),
+                match.group("version"),
+            )
+        )
+    return vias
+
+
+def _parse_address(text: str, header: str) -> NameAddr:
+    match = syntax().contact_param.fullmatch(text)
+    if match is None:
+        raise ParseError("malformed address", header=header, rule="name-addr / addr-spec")
+    return _address(match, header)
+
+
+def _parse_contact(text: str, header: str) -> list[NameAddr] | str:
+    if text.strip(" \t") == "*":
+        return "*"
+    return [_address(m, header) for m in _elements(syntax().contact_param, text, header, "contact-param")]
+
+
+def _parse_route(text: str, header: str) -> list[NameAddr]:
+    return [_address(m, header) for m in _elements(syntax().route_param, text, header, "route-param")]
+
+
+def _parse_text(text: str, header: str) -> str:
+    return text
+
+
+def _parse_int(text: str, header: str) -> int:
+    return int(text)
+
+
+def _parse_cseq(text: str, header: str) -> CSeq:
+    match = syntax().cseq.fullmatch(text)
+    assert match is not None  # the value rule matched already
+    return CSeq(int(match.group("seq")), match.group("method"))
+
+
+def _media(match: re.Match[str], header: str) -> MediaType:
+    return MediaType(
+        match.group("type"), match.group("subtype"), parse_header_params(match.group("params"), header)
+    )
+
+
+def _parse_media(text: str, header: str) -> MediaType:
+    match = syntax().media_type.fullmatch(text)
+    assert match is not None
+    return _media(match, header)
+
+
+def _parse_media_list(text: str, header: str) -> list[MediaType]:
+    if not text:
+        return []
+    return [_media(m, header) for m in _elements(syntax().media_type, text, header, "media-range")]
+
+
+def _parse_tokens(text: str, header: str) -> tuple[str, ...]:
+    if not text:
+        return ()
+    return _split_tokens(text)
+
+
+def _parse_value_params(text: str, header: str) -> ValueParams:
+    value, _, rest = text.partition(";")
+    if rest:
+        # the value is a token: the first ";" starts the parameters
+        value = value.rstrip(" \t")
+        return ValueParams(value, parse_header_params(text[len(value) :], header))
+    return ValueParams(value)
+
+
+def _parse_contact_prefs(text: str, header: str) -> list[ValueParams]:
+    return [
+        ValueParams("*", parse_header_params(m.group("params"), header))
+        for m in _elements(syntax().contact_pref, text, header, "ac-value")
+    ]
+
+
+def _parse_reasons(text: str, header: str) -> list[ValueParams]:
+    return [
+        ValueParams(m.group("protocol"), parse_header_params(m.group("params"), header))
+        for m in _elements(syntax().reason_item, text, header, "reason-value")
+    ]
+
+
+def _parse_auth(text: str, header: str) -> Credentials:
+    sx = syntax()
+    scheme_match = sx.auth_value_head.match(text)
+    assert scheme_match is not None
+    scheme = scheme_match.group(0)
+    lws = sx.lws.match(text, scheme_match.end())
+    assert lws is not None
+    params = []
+    for match in _elements(sx.auth_param, text[lws.end() :], header, "auth-param"):
+        name = match.group("name")
+        value = match.group(0)[len(name) :].strip(" \t")[1:].strip(" \t")
+        params.append((name, value))
+    return Credentials(scheme, tuple(params))
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "via": _parse_via,
+    "address": _parse_address,
+    "contact": _parse_contact,
+    "route": _parse_route,
+    "text": _parse_text,
+    "int": _parse_int,
+    "cseq": _parse_cseq,
+    "media": _parse_media,
+    "media_list": _parse_media_list,
+    "tokens": _parse_tokens,
+    "value_params": _parse_value_params,
+    "contact_prefs": _parse_contact_prefs,
+    "reasons": _parse_reasons,
+    "auth": _parse_auth,
+}
+
+
+def parse_value(spec: HeaderSpec, text: str) -> Any:
+    """Validate ``text`` against the header's grammar rule and build its value (hot path)."""
+    if not text and spec.kind in ("media_list", "tokens") and spec.rule in _EMPTY_ALLOWED:
+        return _PARSERS[spec.kind](text, spec.name)
+    pattern = syntax().values[spec.rule]
+    if pattern.fullmatch(text) is None:
+        raise ParseError(f"does not match {spec.rule} ({spec.rfc})", header=spec.name, rule=spec.rule)
+    return _PARSERS[spec.kind](text, spec.name)
+
+
+def validate_extension(name: str, text: str) -> None:
+    """An extension header (RFC 3261 §25.1 extension-header): header-value = *(TEXT-UTF8char / UTF8-CONT / LWS)."""
+    if text and syntax().values["extension_value"].fullmatch(text) is None:
+        raise ParseError("value holds characters outside TEXT-UTF8", header=name, rule="header-value")
+
+
+#: Headers whose grammar allows an empty value (Accept, Allow, Supported: "[ ... ]").
+_EMPTY_ALLOWED = frozenset({"accept_value", "allow_value", "supported_value"})

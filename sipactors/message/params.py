@@ -1,0 +1,92 @@
+"""Parameters: ``;name=value`` lists of URIs (RFC 3261 §19.1.1) and of header fields (§7.3.1, §20).
+
+Names compare case-insensitively (§7.3.1: "parameter names ... are case-insensitive"); values are kept as
+written (a quoted-string keeps its quotes) so a proxy re-emits them unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """An ordered, immutable list of ``(name, value)``; ``value`` is ``None`` for a bare name."""
+
+    items: tuple[tuple[str, str | None], ...] = ()
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = name.lower()
+        for item_name, value in self.items:
+            if item_name.lower() == key:
+                return value
+        return default
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(item_name.lower() == key for item_name, _ in self.items)
+
+    def __iter__(self) -> Iterator[tuple[str, str | None]]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.items]
+
+    def replace(self, name: str, value: str | None) -> "Params":
+        """A copy with ``name`` set to ``value`` (appended when absent)."""
+        key = name.lower()
+        items = list(self.items)
+        for index, (item_name, _) in enumerate(items):
+            if item_name.lower() == key:
+                items[index] = (item_name, value)
+                return Params(tuple(items))
+        items.append((name, value))
+        return Params(tuple(items))
+
+    def without(self, name: str) -> "Params":
+        key = name.lower()
+        return Params(tuple(item for item in self.items if item[0].lower() != key))
+
+    def render(self) -> str:
+        """``;a=b;c`` — the canonical form (no whitespace around ``;`` and ``=``)."""
+        return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in self.items)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+EMPTY_PARAMS = Params()
+
+
+def unquote(value: str | None) -> str | None:
+    """The content of a quoted-string (RFC 3261 §25.1: quoted-pair "\\" c stands for c), or the token."""
+    if value is None:
+        return None
+    text = value.strip(" \t")
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        inner = text[1:-1]
+        out: list[str] = []
+        index = 0
+        while index < len(inner):
+            char = inner[index]
+            if char == "\\" and index + 1 < len(inner):
+                index += 1
+                char = inner[index]
+            out.append(char)
+            index += 1
+        return "".join(out)
+    return text
+
+
+def quote(value: str) -> str:
+    """A quoted-string for ``value`` (escaping ``"`` and ``\\``)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
