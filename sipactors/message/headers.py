@@ -123,6 +123,8 @@ def _check_param(sx: Syntax, context: str, name: str, value: str | None, header:
             raise ParseError(f"parameter {name} takes no value", header=header, rule=f"{name}-param")
         return
     terminal, pattern = check
+    if value is None and terminal.endswith("?"):
+        return  # the value is optional ("rport" alone, RFC 3581 §5)
     if value is None or not pattern.fullmatch(value):
         raise ParseError(f"bad value for parameter {name}", header=header, rule=f"{name}-param: {terminal}")
 

@@ -325,7 +325,9 @@ class _Builder:
             if value is not None:
                 raise ParseError(f"parameter {name} takes no value", header=header, rule=f"{name}-param")
             return
-        if value is None or _terminal(terminal).fullmatch(value) is None:
+        if value is None and terminal.endswith("?"):
+            return
+        if value is None or _terminal(terminal.rstrip("?")).fullmatch(value) is None:
             raise ParseError(f"bad value for parameter {name}", header=header, rule=f"{name}-param: {terminal}")
 
 

@@ -65,7 +65,7 @@ def syntax() -> Syntax:
     g = sip_grammar()
     checks: dict[tuple[str, str], tuple[str, re.Pattern[str]] | None] = {}
     for key, terminal in g.param_checks.items():
-        checks[key] = None if terminal is None else (terminal, g.compile(terminal))
+        checks[key] = None if terminal is None else (terminal, g.compile(terminal.rstrip("?")))
     return Syntax(
         grammar=g,
         request_line=g.compile(
