@@ -59,6 +59,16 @@ class Syntax:
     param_checks: dict[tuple[str, str], tuple[str, re.Pattern[str]] | None]
 
 
+def _element(g: SipGrammar, rule: str, captures: dict[str, str], follow: str) -> re.Pattern[str]:
+    """``rule`` as one element of a list: it must end where the separator ``follow`` (or the text) does.
+
+    Python's alternation is ordered, so an unanchored match can stop early: in
+    ``received=2001:db8::9:255`` the token alternative of gen-value matches ``2001``. The lookahead makes
+    the engine backtrack into the alternative that reaches the separator, as the grammar means.
+    """
+    return re.compile(f"(?:{g.regex(rule, captures)})(?=(?:{g.regex(follow)})|\\Z)", re.DOTALL)
+
+
 @lru_cache(maxsize=1)
 def syntax() -> Syntax:
     """Build (once) every pattern of the hot path from the generated grammar."""
@@ -89,9 +99,10 @@ def syntax() -> Syntax:
         ),
         tel_uri=g.compile("TEL_URI"),
         absolute_uri=g.compile("ABSOLUTE_URI"),
-        contact_param=g.compile("contact_param", _ADDRESS_CAPTURES),
-        route_param=g.compile("route_param", _ADDRESS_CAPTURES),
-        via_parm=g.compile(
+        contact_param=_element(g, "contact_param", _ADDRESS_CAPTURES, "COMMA"),
+        route_param=_element(g, "route_param", _ADDRESS_CAPTURES, "COMMA"),
+        via_parm=_element(
+            g,
             "via_parm",
             {
                 "PROTOCOL_NAME": "protocol",
@@ -101,18 +112,19 @@ def syntax() -> Syntax:
                 "PORT": "port",
                 "via_params": "params",
             },
+            "COMMA",
         ),
-        via_param_item=g.compile("via_param_item", {"TOKEN": "name", "via_gen_value": "value"}),
-        header_param=g.compile("header_param", {"TOKEN": "name", "gen_value": "value"}),
+        via_param_item=_element(g, "via_param_item", {"TOKEN": "name", "via_gen_value": "value"}, "SEMI"),
+        header_param=_element(g, "header_param", {"TOKEN": "name", "gen_value": "value"}, "SEMI"),
         comma=g.compile("COMMA"),
         lws=g.compile("LWS"),
-        media_type=g.compile(
-            "media_type", {"M_TYPE": "type", "M_SUBTYPE": "subtype", "header_params": "params"}
+        media_type=_element(
+            g, "media_type", {"M_TYPE": "type", "M_SUBTYPE": "subtype", "header_params": "params"}, "COMMA"
         ),
-        reason_item=g.compile("reason_item", {"TOKEN": "protocol", "header_params": "params"}),
-        contact_pref=g.compile("contact_pref", {"header_params": "params"}),
+        reason_item=_element(g, "reason_item", {"TOKEN": "protocol", "header_params": "params"}, "COMMA"),
+        contact_pref=_element(g, "contact_pref", {"header_params": "params"}, "COMMA"),
         auth_value_head=g.compile("AUTH_SCHEME"),
-        auth_param=g.compile("auth_param", {"TOKEN": "name"}),
+        auth_param=_element(g, "auth_param", {"TOKEN": "name"}, "COMMA"),
         cseq=g.compile("cseq_value", {"NUMBER": "seq", "METHOD": "method"}),
         param_checks=checks,
     )
