@@ -290,6 +290,23 @@ class _RegexBuilder:
             # Trying the alternatives that can match the most first gives maximal munch for the ABNF
             # of these RFCs (rulings.md, "Alternatives"); the language is unchanged.
             items = sorted(node.items, key=lambda item: -_max_len(item, self.catalogue, module, frozenset()))
+            # One-character alternatives whose characters start no other alternative (qdtext's
+            # %x21 / %x23-5B / ... beside LWS and UTF8-NONASCII) go first as one class: where they stand
+            # cannot change what matches, and one class test per character is what makes long
+            # quoted strings and header values fast.
+            singles: set[int] = set()
+            others: list[Node] = []
+            for item in items:
+                chars = _single_chars(item, self.catalogue, module, frozenset())
+                if chars is None:
+                    others.append(item)
+                else:
+                    singles |= chars
+            if singles and others and all(
+                (first := _first_chars(item, self.catalogue, module, frozenset())) is not None and not first & singles
+                for item in others
+            ):
+                return "(?:" + "|".join([_class(singles)] + [self.node(item, module) for item in others]) + ")"
             return "(?:" + "|".join(self.node(item, module) for item in items) + ")"
         if isinstance(node, Cat):
             return "".join(self.group(self.node(item, module)) for item in node.items)
@@ -388,6 +405,66 @@ def _max_len(node: Node, catalogue: Catalogue, module: str, seen: frozenset[str]
         rule = catalogue.resolve(module, node.name)
         return _max_len(rule.node, catalogue, rule.module, seen | {node.name})
     return _UNBOUNDED  # prose: reported when the rule is built
+
+
+def _min_len(node: Node, catalogue: Catalogue, module: str, seen: frozenset[str]) -> float:
+    """The shortest string ``node`` can match."""
+    if isinstance(node, Lit):
+        return len(node.text)
+    if isinstance(node, Codes):
+        return 1 if node.high is not None else len(node.values)
+    if isinstance(node, Alt):
+        return min(_min_len(item, catalogue, module, seen) for item in node.items)
+    if isinstance(node, Cat):
+        return sum(_min_len(item, catalogue, module, seen) for item in node.items)
+    if isinstance(node, Rep):
+        return node.low * _min_len(node.item, catalogue, module, seen)
+    if isinstance(node, Ref):
+        if node.name in seen:
+            return 0
+        rule = catalogue.resolve(module, node.name)
+        return _min_len(rule.node, catalogue, rule.module, seen | {node.name})
+    return 0
+
+
+def _first_chars(node: Node, catalogue: Catalogue, module: str, seen: frozenset[str]) -> set[int] | None:
+    """The characters a non-empty match of ``node`` can start with; None when unknown or ``node`` can
+    match the empty string (then what follows it may start the match)."""
+    if _min_len(node, catalogue, module, seen) == 0:
+        return None
+    if isinstance(node, Lit):
+        c = node.text[0]
+        return {ord(c)} if node.sensitive else {ord(c.lower()), ord(c.upper())}
+    if isinstance(node, Codes):
+        return set(range(node.values[0], node.high + 1)) if node.high is not None else {node.values[0]}
+    if isinstance(node, Alt):
+        found: set[int] = set()
+        for item in node.items:
+            chars = _first_chars(item, catalogue, module, seen)
+            if chars is None:
+                return None
+            found |= chars
+        return found
+    if isinstance(node, Cat):
+        found = set()
+        for item in node.items:
+            if _min_len(item, catalogue, module, seen) == 0:
+                inner = _first_chars(item.item, catalogue, module, seen) if isinstance(item, Rep) else None
+                if inner is None:
+                    return None
+                found |= inner
+                continue
+            chars = _first_chars(item, catalogue, module, seen)
+            return None if chars is None else found | chars
+        return None
+    if isinstance(node, Rep):
+        return _first_chars(node.item, catalogue, module, seen)
+    if isinstance(node, Ref):
+        if node.name in seen:
+            return None
+        rule = catalogue.resolve(module, node.name)
+        return _first_chars(rule.node, catalogue, rule.module, seen | {node.name})
+    return None
 
 
 def _char(c: str) -> str:

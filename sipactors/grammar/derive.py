@@ -171,18 +171,25 @@ def _literal(token: Token) -> str:
     return f"(?{flags}:{pattern})" if flags else f"(?:{pattern})"
 
 
+# Keyed by id(): hashing a compiled pattern hashes its whole code array, every time.
+_REPEATS: dict[tuple[int, str], tuple[str, ...]] = {}
+
+
 def first_group(match: re.Match[str], group: str) -> str | None:
     """The text of capture ``group`` or of its numbered repeats (``group__2``, ...), whichever matched."""
     value = match.group(group)
     if value is not None:
         return value
-    index = 2
-    groups = match.re.groupindex
-    while f"{group}__{index}" in groups:
-        value = match.group(f"{group}__{index}")
+    key = (id(match.re), group)
+    repeats = _REPEATS.get(key)
+    if repeats is None:
+        names = match.re.groupindex
+        repeats = tuple(f"{group}__{i}" for i in range(2, len(names) + 2) if f"{group}__{i}" in names)
+        _REPEATS[key] = repeats
+    for name in repeats:
+        value = match.group(name)
         if value is not None:
             return value
-        index += 1
     return None
 
 

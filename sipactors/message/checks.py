@@ -27,19 +27,26 @@ DELTA_LIMIT = 2**32 - 1  # RFC 3261 §20.19, §20.10: expires is 0 .. 2**32-1
 MAX_FORWARDS_LIMIT = 255  # RFC 3261 §20.22: "an integer in the range 0-255"
 
 
+#: The same, as the message index's keys.
+_REQUIRED_KEYS = tuple((name, name.lower()) for name in REQUIRED)
+_SINGLE_KEYS = tuple((name, name.lower()) for name in SINGLE_VALUED)
+
+
 def refusal_for(message: "Message") -> Refusal | None:
     from sipactors.message.message import Request
 
     if message.version.upper() != "SIP/2.0":
         return Refusal(505, "Version Not Supported", "RFC 3261 §8.2.2.1, §21.5.6")
     is_request = isinstance(message, Request)
-    if is_request and not isinstance(message.uri, (SipURI, TelURI)):
+    if is_request and not isinstance(message.uri, (SipURI, TelURI)):  # type: ignore[attr-defined]
         return Refusal(416, "Unsupported URI Scheme", "RFC 3261 §8.2.2.1")
-    for name in REQUIRED:
-        if not message.has(name):
+    index = message._fields_by_key()
+    for name, key in _REQUIRED_KEYS:
+        if key not in index:
             return Refusal(400, f"Missing {name} header field", "RFC 3261 §8.1.1")
-    for name in SINGLE_VALUED:
-        if len(message.get_fields(name)) > 1:
+    for name, key in _SINGLE_KEYS:
+        fields = index.get(key)
+        if fields is not None and len(fields) > 1:
             return Refusal(400, f"Multiple {name} header fields", "RFC 3261 §7.3.1")
     if not message.via:
         return Refusal(400, "Missing Via header field", "RFC 3261 §8.1.1.7")
@@ -58,7 +65,7 @@ def refusal_for(message: "Message") -> Refusal | None:
     contacts = message.contact
     if isinstance(contacts, list):
         for contact in contacts:
-            value = contact.params.get("expires")
+            value = contact.params.get("expires") if contact.params else None
             if value is not None and value.isdigit() and int(value) > DELTA_LIMIT:
                 return Refusal(400, "Contact expires above 2**32-1", "RFC 3261 §20.10")
     if not is_request and not 100 <= message.status <= 699:  # type: ignore[attr-defined]

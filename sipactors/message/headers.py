@@ -187,54 +187,62 @@ def _tel_uri(text: str, header: str) -> TelURI:
 
 
 def _sip_uri_from_match(match: re.Match[str], header: str) -> SipURI:
-    sx = syntax()
-    userinfo = match.group("userinfo")
+    return _sip_uri(
+        match.group("scheme"), match.group("userinfo"), match.group("host"), match.group("port"),
+        match.group("params"), match.group("headers"), header,
+    )
+
+
+def _sip_uri(
+    scheme: str, userinfo: str | None, host: str, port_text: str | None, params_text: str | None,
+    headers_text: str | None, header: str,
+) -> SipURI:
+    """A SipURI from the texts the grammar captured (RFC 3261 §19.1.1)."""
     user = password = None
     if userinfo is not None:
         user, colon, rest = userinfo[:-1].partition(":")
         password = rest if colon else None
-    port_text = match.group("port")
     port = int(port_text) if port_text else None
     if port is not None and port > 65535:
         raise ParseError("port out of range", header=header, rule="port")
-    params_text = match.group("params")
     params = EMPTY_PARAMS
     if params_text:
+        checks = syntax().param_checks
         items: list[tuple[str, str | None]] = []
         # pname and pvalue hold neither ";" nor "=" (RFC 3261 §25.1 paramchar): splitting is exact.
         for piece in params_text[1:].split(";"):
             name, eq, value = piece.partition("=")
             item_value = value if eq else None
-            _check_param(sx, "uri", name, item_value, header)
+            if ("uri", name.lower()) in checks:
+                _check_param(syntax(), "uri", name, item_value, header)
             items.append((name, item_value))
         params = Params(tuple(items))
     headers: tuple[tuple[str, str], ...] = ()
-    headers_text = match.group("headers")
     if headers_text:
         # hname and hvalue hold no "&" (hnv-unreserved): splitting is exact.
         headers = tuple(tuple(h.split("=", 1)) for h in headers_text[1:].split("&"))  # type: ignore[misc]
-    return SipURI(
-        match.group("scheme")[:-1].lower(),
-        match.group("host"),
-        user,
-        password,
-        port,
-        params,
-        headers,
-    )
+    return SipURI(scheme[:-1].lower(), host, user, password, port, params, headers)
 
 
-def _address(match: re.Match[str], header: str) -> NameAddr:
-    """name-addr / addr-spec with header params, from a contact_param or route_param match."""
-    params = parse_header_params(match.group("params"), header)
-    uri_text = first_group(match, "uri")
-    if uri_text is not None:
+def _address(match: re.Match[str], header: str, with_params: bool = True) -> NameAddr:
+    """name-addr / addr-spec with header params, from a contact_param or route_param match (or a name_addr
+    match, ``with_params=False``)."""
+    params = parse_header_params(match.group("params"), header) if with_params else EMPTY_PARAMS
+    scheme = first_group(match, "scheme")
+    in_brackets = match.group("uri") is not None
+    if scheme is not None:
+        uri: URI = _sip_uri(
+            scheme, first_group(match, "userinfo"), first_group(match, "host"), first_group(match, "port"),
+            match.group("uparams"), match.group("uheaders"), header,
+        )
+    else:
+        uri = parse_uri(match.group("uri") if in_brackets else match.group("bare"), header)
+    if in_brackets:
         display = match.group("display")
         if display is not None:
             display = display.strip(" \t")
-        return NameAddr(parse_uri(uri_text, header), display, params, True)
-    bare = match.group("bare")
-    return NameAddr(parse_uri(bare, header), None, params, False)
+        return NameAddr(uri, display, params, True)
+    return NameAddr(uri, None, params, False)
 
 
 def _elements(pattern: re.Pattern[str], text: str, header: str, rule: str) -> list[re.Match[str]]:
@@ -262,8 +270,156 @@ def _split_tokens(text: str) -> tuple[str, ...]:
     return tuple(piece.strip(" \t") for piece in text.split(","))
 
 
+# ---------------------------------------------------------------------------------------- fast paths
+# The common shapes of the core headers are read by splitting at separators that the grammar makes
+# unambiguous, every piece still matched by a pattern derived from the grammar. A fast path either returns
+# exactly what the general parser would, or None, and then the general parser decides (and words the error).
+# The differential tests hold both to the oracle.
+
+#: Parsed name-addrs (without header parameters) and Via heads by their text. Bounded: the text comes from
+#: the network. The values are immutable, so sharing them between messages is safe.
+_MEMO_LIMIT = 4096
+_NAME_ADDRS: dict[str, NameAddr] = {}
+_VIA_HEADS: dict[str, tuple[str, str, str, str, int | None]] = {}
+
+
+def _remember(memo: dict[str, Any], key: str, value: Any) -> None:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+
+
+def _checked_params(text: str, header: str, context: str) -> Params | None:
+    """``*( SEMI generic-param )`` with no quoted-string in it, or None if ``text`` is not of that form.
+
+    Without quotes, ";" and "=" occur only as separators (token, host and IPv6 references hold neither).
+    """
+    sx = syntax()
+    pieces = text.split(";")
+    if pieces[0].strip(" \t"):
+        return None
+    token = sx.token.fullmatch
+    value_rule = (sx.via_gen_value if context == "via" else sx.gen_value).fullmatch
+    items: list[tuple[str, str | None]] = []
+    for piece in pieces[1:]:
+        name, eq, value = piece.partition("=")
+        name = name.strip(" \t")
+        if token(name) is None:
+            return None
+        item_value = value.strip(" \t") if eq else None
+        if (context, name.lower()) in sx.param_checks:
+            # Every by-name terminal (TOKEN, NUMBER, TTL, HOST, QVALUE, VIA_RECEIVED, ...) is a subset of
+            # gen-value (tests/message/test_fastpath.py checks it), so passing it passes the generic rule.
+            _check_param(sx, context, name, item_value, header)
+        elif item_value is not None and value_rule(item_value) is None:
+            return None
+        items.append((name, item_value))
+    return Params(tuple(items))
+
+
+def _fast_addresses(text: str, header: str, many: bool) -> list[NameAddr] | None:
+    """``name-addr *(SEMI param)`` elements (a comma list when ``many``): an addr-spec in <> holds no ">"
+    (RFC 3261 §25.1), so each name-addr ends at the first ">" after its "<"."""
+    addresses: list[NameAddr] = []
+    pos = 0
+    end = len(text)
+    while True:
+        lt = text.find("<", pos)
+        gt = text.find(">", lt) if lt >= 0 else -1
+        if gt < 0:
+            return None
+        segment = text[pos : gt + 1]
+        base = _NAME_ADDRS.get(segment)
+        if base is None:
+            match = syntax().name_addr.fullmatch(segment)
+            if match is None:
+                return None
+            base = _address(match, header, with_params=False)
+            _remember(_NAME_ADDRS, segment, base)
+        comma = text.find(",", gt) if many else -1
+        stop = comma if comma >= 0 else end
+        rest = text[gt + 1 : stop]
+        if '"' in rest:
+            # A quoted-string parameter value may hold ";", "," and "=": walk the parameters instead.
+            walked = _walk_params(text, gt + 1, header)
+            if walked is None:
+                return None
+            params, after = walked
+            addresses.append(base.with_params(params) if params else base)
+            if after == end:
+                return addresses
+            separator = syntax().comma.match(text, after) if many else None
+            if separator is None:
+                return None
+            pos = separator.end()
+            continue
+        if rest:
+            params = _checked_params(rest, header, "header")
+            if params is None:
+                return None
+            addresses.append(base.with_params(params) if params else base)
+        else:
+            addresses.append(base)
+        if comma < 0:
+            return addresses
+        pos = comma + 1
+        while pos < end and text[pos] in " \t":
+            pos += 1
+
+
+def _walk_params(text: str, pos: int, header: str) -> tuple[Params, int] | None:
+    """``*( SEMI generic-param )`` from ``pos``: the parameters and where they end."""
+    sx = syntax()
+    match_at = sx.header_param_at.match
+    items: list[tuple[str, str | None]] = []
+    while True:
+        match = match_at(text, pos)
+        if match is None:
+            return Params(tuple(items)), pos
+        name = match.group("name")
+        value = match.group("value")
+        item_value = value.strip(" \t") if value is not None else None
+        _check_param(sx, "header", name, item_value, header)
+        items.append((name, item_value))
+        pos = match.end()
+
+
+def _fast_via(text: str, header: str) -> list[Via] | None:
+    """``via-parm *(COMMA via-parm)`` without quoted strings: then "," only separates via-parms and the
+    first ";" of each starts its parameters."""
+    if '"' in text:
+        return None
+    vias = []
+    for part in text.split(","):
+        head, semi, rest = part.partition(";")
+        head = head.strip(" \t")
+        parts = _VIA_HEADS.get(head)
+        if parts is None:
+            match = syntax().via_head.fullmatch(head)
+            if match is None:
+                return None
+            port_text = match.group("port")
+            parts = (
+                match.group("protocol"), match.group("version"), match.group("transport").upper(),
+                match.group("host"), int(port_text) if port_text else None,
+            )
+            _remember(_VIA_HEADS, head, parts)
+        params = EMPTY_PARAMS
+        if semi:
+            checked = _checked_params(";" + rest, header, "via")
+            if checked is None:
+                return None
+            params = checked
+        protocol, version, transport, host, port = parts
+        vias.append(Via(transport, host, port, params, protocol, version))
+    return vias
+
+
 # ---------------------------------------------------------------------------------------- parsers
 def _parse_via(text: str, header: str) -> list[Via]:
+    fast = _fast_via(text, header)
+    if fast is not None:
+        return fast
     sx = syntax()
     vias = []
     for match in _elements(sx.via_parm, text, header, "via-parm"):
@@ -282,6 +438,9 @@ def _parse_via(text: str, header: str) -> list[Via]:
 
 
 def _parse_address(text: str, header: str) -> NameAddr:
+    fast = _fast_addresses(text, header, False)
+    if fast is not None:
+        return fast[0]
     match = syntax().contact_param.fullmatch(text)
     if match is None:
         raise ParseError("malformed address", header=header, rule="name-addr / addr-spec")
@@ -291,10 +450,16 @@ def _parse_address(text: str, header: str) -> NameAddr:
 def _parse_contact(text: str, header: str) -> list[NameAddr] | str:
     if text.strip(" \t") == "*":
         return "*"
+    fast = _fast_addresses(text, header, True)
+    if fast is not None:
+        return fast
     return [_address(m, header) for m in _elements(syntax().contact_param, text, header, "contact-param")]
 
 
 def _parse_route(text: str, header: str) -> list[NameAddr]:
+    fast = _fast_addresses(text, header, True)
+    if fast is not None:
+        return fast
     return [_address(m, header) for m in _elements(syntax().route_param, text, header, "route-param")]
 
 
@@ -307,8 +472,9 @@ def _parse_int(text: str, header: str) -> int:
 
 
 def _parse_cseq(text: str, header: str) -> CSeq:
-    match = syntax().cseq.fullmatch(text)
-    assert match is not None  # the value rule matched already
+    match = syntax().cseq.fullmatch(text)  # cseq_value itself, with captures
+    if match is None:
+        raise ParseError(f"does not match cseq_value ({SPECS['cseq'].rfc})", header=header, rule="cseq_value")
     return CSeq(int(match.group("seq")), match.group("method"))
 
 
@@ -320,7 +486,8 @@ def _media(match: re.Match[str], header: str) -> MediaType:
 
 def _parse_media(text: str, header: str) -> MediaType:
     match = syntax().media_type.fullmatch(text)
-    assert match is not None
+    if match is None:
+        raise ParseError("malformed media type", header=header, rule="media-type")
     return _media(match, header)
 
 
@@ -362,10 +529,10 @@ def _parse_reasons(text: str, header: str) -> list[ValueParams]:
 def _parse_auth(text: str, header: str) -> Credentials:
     sx = syntax()
     scheme_match = sx.auth_value_head.match(text)
-    assert scheme_match is not None
+    lws = sx.lws.match(text, scheme_match.end()) if scheme_match is not None else None
+    if scheme_match is None or lws is None:
+        raise ParseError("malformed credentials or challenge", header=header, rule="auth-scheme LWS auth-param")
     scheme = scheme_match.group(0)
-    lws = sx.lws.match(text, scheme_match.end())
-    assert lws is not None
     params = []
     for match in _elements(sx.auth_param, text[lws.end() :], header, "auth-param"):
         name = match.group("name")
@@ -392,9 +559,18 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
 }
 
 
+#: Parsers that walk the whole value element by element with patterns derived from the value rule's own
+#: elements (an element, then COMMA, then an element ... to the end): matching them is matching the rule.
+_WALKERS = frozenset(
+    {"via", "address", "contact", "route", "media", "media_list", "contact_prefs", "reasons", "auth", "cseq"}
+)
+
+
 def parse_value(spec: HeaderSpec, text: str) -> Any:
     """Validate ``text`` against the header's grammar rule and build its value (hot path)."""
     if not text and spec.kind in ("media_list", "tokens") and spec.rule in _EMPTY_ALLOWED:
+        return _PARSERS[spec.kind](text, spec.name)
+    if spec.kind in _WALKERS:
         return _PARSERS[spec.kind](text, spec.name)
     pattern = syntax().values[spec.rule]
     if pattern.fullmatch(text) is None:

@@ -17,8 +17,10 @@ from typing import Any
 
 from sipactors.message.errors import ParseError, Refusal
 from sipactors.message.fields import CSeq, NameAddr, Via
-from sipactors.message.headers import canonical_name, parse_uri, parse_value, spec_for, validate_extension
-from sipactors.message.syntax import syntax
+from sipactors.message.headers import (
+    HeaderSpec, canonical_name, parse_uri, parse_value, spec_for, validate_extension,
+)
+from sipactors.message.syntax import Syntax, syntax
 from sipactors.message.uri import URI
 
 #: Validated by ``parse`` before a message is handed on (issue 2, DESIGN §2).
@@ -31,14 +33,20 @@ _UNSET: Any = object()
 
 
 class HeaderField:
-    """One header line: its name as written, its unfolded value, its original octets, its parsed value."""
+    """One header line: its name as written, its unfolded value, its original text, its parsed value.
 
-    __slots__ = ("name", "key", "value", "raw", "_parsed")
+    ``raw`` is the line as received (ISO-8859-1 text, folds included) and is what goes out again while
+    nobody changes the field; ``None`` for a field built locally, which is rendered from its value.
+    """
 
-    def __init__(self, name: str, value: str, raw: bytes | None = None, parsed: Any = _UNSET) -> None:
+    __slots__ = ("name", "key", "spec", "value", "raw", "_parsed")
+
+    def __init__(
+        self, name: str, value: str, raw: str | None = None, parsed: Any = _UNSET,
+        info: tuple[str, HeaderSpec | None] | None = None,
+    ) -> None:
         self.name = name
-        spec = spec_for(name)
-        self.key = spec.name.lower() if spec is not None else canonical_name(name).lower()
+        self.key, self.spec = info if info is not None else _name_info(name)
         self.value = value
         self.raw = raw
         self._parsed = parsed
@@ -48,7 +56,7 @@ class HeaderField:
         """The value parsed by the header's grammar rule (validated on first access)."""
         parsed = self._parsed
         if parsed is _UNSET:
-            spec = spec_for(self.name)
+            spec = self.spec
             if spec is None:
                 validate_extension(self.name, self.value)
                 parsed = self.value
@@ -59,11 +67,26 @@ class HeaderField:
 
     def render(self) -> bytes:
         if self.raw is not None:
-            return self.raw
+            return self.raw.encode("latin-1")
         return f"{canonical_name(self.name)}: {self.value}".encode("latin-1")
 
     def __repr__(self) -> str:
         return f"HeaderField({self.name!r}, {self.value!r})"
+
+
+#: name as written -> (index key, spec). Bounded: names come from the network.
+_NAME_INFO: dict[str, tuple[str, HeaderSpec | None]] = {}
+_NAME_INFO_LIMIT = 4096
+
+
+def _name_info(name: str) -> tuple[str, HeaderSpec | None]:
+    """Index key and spec of a header name. Only names that passed the header-name rule are cached
+    (by ``_build``): the cache doubles as the set of names already known to be valid."""
+    info = _NAME_INFO.get(name)
+    if info is None:
+        spec = spec_for(name)
+        info = (spec.name.lower() if spec is not None else canonical_name(name).lower(), spec)
+    return info
 
 
 class Message:
@@ -90,20 +113,21 @@ class Message:
         return index
 
     def get_fields(self, name: str) -> list[HeaderField]:
-        spec = spec_for(name)
-        key = spec.name.lower() if spec is not None else canonical_name(name).lower()
-        return self._fields_by_key().get(key, [])
+        return self._fields_by_key().get(_name_info(name)[0], [])
 
     def has(self, name: str) -> bool:
         return bool(self.get_fields(name))
 
     def header(self, name: str) -> Any:
         """Parsed value of a header: a list for comma-list headers (all lines), the first line's otherwise."""
-        fields = self.get_fields(name)
-        spec = spec_for(name)
-        if spec is not None and spec.is_list:
+        key, spec = _name_info(name)
+        return self._value(key, spec is not None and spec.is_list)
+
+    def _value(self, key: str, is_list: bool) -> Any:
+        fields = self._fields_by_key().get(key)
+        if is_list:
             values: list[Any] = []
-            for field in fields:
+            for field in fields or ():
                 parsed = field.parsed
                 if isinstance(parsed, str):  # Contact: *
                     return parsed
@@ -134,7 +158,7 @@ class Message:
         self._index = None
 
     def remove_header(self, name: str) -> None:
-        key = (spec_for(name).name if spec_for(name) else canonical_name(name)).lower()
+        key = _name_info(name)[0]
         self.fields = [field for field in self.fields if field.key != key]
         self._index = None
 
@@ -146,47 +170,47 @@ class Message:
     # -- core headers -------------------------------------------------------------------------------
     @property
     def via(self) -> list[Via]:
-        return self.header("Via")
+        return self._value("via", True)
 
     @property
     def from_(self) -> NameAddr | None:
-        return self.header("From")
+        return self._value("from", False)
 
     @property
     def to(self) -> NameAddr | None:
-        return self.header("To")
+        return self._value("to", False)
 
     @property
     def call_id(self) -> str | None:
-        return self.header("Call-ID")
+        return self._value("call-id", False)
 
     @property
     def cseq(self) -> CSeq | None:
-        return self.header("CSeq")
+        return self._value("cseq", False)
 
     @property
     def max_forwards(self) -> int | None:
-        return self.header("Max-Forwards")
+        return self._value("max-forwards", False)
 
     @property
     def contact(self) -> list[NameAddr] | str:
-        return self.header("Contact")
+        return self._value("contact", True)
 
     @property
     def route(self) -> list[NameAddr]:
-        return self.header("Route")
+        return self._value("route", True)
 
     @property
     def record_route(self) -> list[NameAddr]:
-        return self.header("Record-Route")
+        return self._value("record-route", True)
 
     @property
     def content_length(self) -> int | None:
-        return self.header("Content-Length")
+        return self._value("content-length", False)
 
     @property
     def expires(self) -> int | None:
-        return self.header("Expires")
+        return self._value("expires", False)
 
     # -- serialisation ------------------------------------------------------------------------------
     def start_line(self) -> str:
@@ -296,12 +320,16 @@ class Head:
 
     start: str
     start_raw: bytes
-    headers: list[tuple[str, str, bytes, str]]  # name, value, raw octets, unfolded line
+    headers: list[tuple[str, str, str]]  # name, value, raw line (ISO-8859-1, folds kept)
     body_offset: int
 
 
 def split_head(data: bytes, stream: bool = False) -> Head:
-    """Split the head of a message (RFC 3261 §7: start-line, header lines, empty line)."""
+    """Split the head of a message (RFC 3261 §7: start-line, header lines, empty line).
+
+    The head is decoded once as ISO-8859-1 (one character per octet, rulings R13); a header line keeps its
+    original text (``raw``, folds included) for byte-for-byte pass-through, and its unfolded value.
+    """
     if not data:
         raise ParseError("empty message")
     start = 0
@@ -315,17 +343,28 @@ def split_head(data: bytes, stream: bool = False) -> Head:
             raise ParseError("lines must end with CRLF")
         if stream or not data.endswith(b"\r\n"):
             raise ParseError("no empty line ends the header section")
-        # A datagram whose last header line ends the datagram: the empty line is implied (rulings.md).
+        # A datagram whose last header line ends the datagram: the empty line is implied (rulings R9).
         end = len(data) - 2
         body_offset = len(data)
-    lines = data[start:end].split(b"\r\n")
-    start_raw = lines[0]
-    headers: list[tuple[str, str, bytes, str]] = []
-    current: list[bytes] | None = None
+    text = data[start:end].decode("latin-1")
+    lines = text.split("\r\n")
+    start_line = lines[0]
+    if "\n" in start_line or "\r" in start_line:
+        raise ParseError("bare CR or LF in the start line")
+    bare = text.count("\r") != len(lines) - 1 or text.count("\n") != len(lines) - 1
+    headers: list[tuple[str, str, str]] = []
+    if "\r\n " not in text and "\r\n\t" not in text and not bare:
+        for line in lines[1:]:  # no folded lines: the common case, one split per line
+            name, colon, value = line.partition(":")
+            if not colon:
+                raise ParseError("header line without a colon", line=line[:80], rule="message-header")
+            headers.append((name.rstrip(" \t"), value.strip(" \t"), line))
+        return Head(start_line, data[start : start + len(start_line)], headers, body_offset)
+    current: list[str] | None = None
     for line in lines[1:]:
-        if line[:1] in (b" ", b"\t"):
+        if line[:1] in (" ", "\t"):
             if current is None:
-                raise ParseError("continuation line before the first header", line=line.decode("latin-1"))
+                raise ParseError("continuation line before the first header", line=line[:80])
             current.append(line)
             continue
         if current is not None:
@@ -333,28 +372,37 @@ def split_head(data: bytes, stream: bool = False) -> Head:
         current = [line]
     if current is not None:
         headers.append(_header_line(current))
-    if b"\n" in start_raw or b"\r" in start_raw:
-        raise ParseError("bare CR or LF in the start line")
-    return Head(start_raw.decode("latin-1"), start_raw, headers, body_offset)
+    return Head(start_line, data[start : start + len(start_line)], headers, body_offset)
 
 
-def _header_line(pieces: list[bytes]) -> tuple[str, str, bytes, str]:
-    raw = b"\r\n".join(pieces)
+def _header_line(pieces: list[str]) -> tuple[str, str, str]:
+    raw = "\r\n".join(pieces)
     if len(pieces) == 1:
-        text = pieces[0].decode("latin-1")
+        text = pieces[0]
     else:
         # §7.3.1: the folding LWS (whitespace, CRLF, whitespace) counts as one SP.
-        text = pieces[0].decode("latin-1").rstrip(" \t")
+        text = pieces[0].rstrip(" \t")
         for piece in pieces[1:]:
-            text += " " + piece.decode("latin-1").strip(" \t")
-    text = text.rstrip(" \t")  # trailing whitespace of a header line is not part of its value (rulings.md)
+            text += " " + piece.strip(" \t")
+    text = text.rstrip(" \t")  # trailing whitespace of a header line is not part of its value (rulings R8)
     name, colon, value = text.partition(":")
     if not colon:
         raise ParseError("header line without a colon", line=text[:80], rule="message-header")
     name = name.rstrip(" \t")
     if "\r" in text or "\n" in text:
         raise ParseError("bare CR or LF in a header line", header=name[:40] or None, rule="message-header")
-    return name, value.strip(" \t"), raw, text
+    return name, value.strip(" \t"), raw
+
+
+def unfold(raw: str) -> str:
+    """A header line as the grammar reads it: folds replaced by one SP, trailing whitespace removed."""
+    if "\r\n" not in raw:
+        return raw.rstrip(" \t")
+    pieces = raw.split("\r\n")
+    text = pieces[0].rstrip(" \t")
+    for piece in pieces[1:]:
+        text += " " + piece.strip(" \t")
+    return text.rstrip(" \t")
 
 
 def parse(data: bytes, *, stream: bool = False) -> Request | Response:
@@ -368,9 +416,6 @@ def parse(data: bytes, *, stream: bool = False) -> Request | Response:
     try:
         head = split_head(data, stream)
         message = _build(head, data)
-        for key in CORE_HEADERS:
-            for field in message._fields_by_key().get(key, ()):
-                field.parsed  # noqa: B018 - validation
         _frame_body(message, data, head.body_offset, stream)
     except ParseError:
         raise
@@ -380,15 +425,50 @@ def parse(data: bytes, *, stream: bool = False) -> Request | Response:
     return message
 
 
+_CORE = frozenset(CORE_HEADERS)
+
+
 def _build(head: Head, data: bytes) -> Request | Response:
+    """Header fields, their index, the core headers validated (in message order), then the start line."""
     sx = syntax()
     header_name = sx.header_name
     fields = []
-    for name, value, raw, _line in head.headers:
-        if header_name.fullmatch(name) is None:
-            raise ParseError("header name is not a token", line=name[:80], rule="header-name")
-        fields.append(HeaderField(name, value, raw))
+    index: dict[str, list[HeaderField]] = {}
+    known = _NAME_INFO
+    core = _CORE
+    for name, value, raw in head.headers:
+        info = known.get(name)
+        if info is None:
+            if header_name.fullmatch(name) is None:
+                raise ParseError("header name is not a token", line=name[:80], rule="header-name")
+            info = _name_info(name)
+            if len(known) < _NAME_INFO_LIMIT:
+                known[name] = info
+        field = HeaderField(name, value, raw, _UNSET, info)
+        fields.append(field)
+        key = info[0]
+        same = index.get(key)
+        if same is None:
+            index[key] = [field]
+        else:
+            same.append(field)
+        if key in core:
+            field._parsed = parse_value(info[1], value)  # type: ignore[arg-type]  # core keys have a spec
+    message = _start(head, fields, sx)
+    message._index = index
+    return message
+
+
+#: Start lines seen before, parsed: ``(method, Request-URI, version)``. Bounded; values are immutable.
+_START_LINES: dict[str, tuple[str, URI, str]] = {}
+_START_LIMIT = 4096
+
+
+def _start(head: Head, fields: list[HeaderField], sx: Syntax) -> Request | Response:
     start = head.start
+    known = _START_LINES.get(start)
+    if known is not None:
+        return Request(known[0], known[1], fields, b"", known[2], head.start_raw)
     if start[:4].upper() == "SIP/":  # a Method is a token, and "/" is no token character
         match = sx.status_line.fullmatch(start)
         if match is None:
@@ -400,8 +480,11 @@ def _build(head: Head, data: bytes) -> Request | Response:
     match = sx.request_line.fullmatch(start)
     if match is None:
         raise ParseError("malformed Request-Line", line=start[:120], rule="Request-Line")
-    uri = parse_uri(match.group("uri"), "Request-URI")
-    return Request(match.group("method"), uri, fields, b"", match.group("version"), head.start_raw)
+    parts = (match.group("method"), parse_uri(match.group("uri"), "Request-URI"), match.group("version"))
+    if len(_START_LINES) >= _START_LIMIT:
+        _START_LINES.clear()
+    _START_LINES[start] = parts
+    return Request(parts[0], parts[1], fields, b"", parts[2], head.start_raw)
 
 
 def _frame_body(message: Message, data: bytes, offset: int, stream: bool) -> None:

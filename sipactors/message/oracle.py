@@ -20,7 +20,9 @@ from sipactors.grammar.derive import sip_grammar
 from sipactors.message.errors import ParseError
 from sipactors.message.fields import CSeq, Credentials, MediaType, NameAddr, ValueParams, Via
 from sipactors.message.headers import spec_for
-from sipactors.message.message import Head, HeaderField, Message, Request, Response, _frame_body, split_head
+from sipactors.message.message import (
+    Head, HeaderField, Message, Request, Response, _frame_body, split_head, unfold,
+)
 from sipactors.message.params import EMPTY_PARAMS, Params
 from sipactors.message.uri import URI, AbsoluteURI, SipURI, TelURI
 
@@ -55,7 +57,7 @@ def _terminal(name: str) -> re.Pattern[str]:
 
 def head_text(head: Head) -> str:
     """The unfolded head the grammar's ``head`` rule describes."""
-    return "\r\n".join([head.start] + [line for _, _, _, line in head.headers])
+    return "\r\n".join([head.start] + [unfold(raw) for _, _, raw in head.headers])
 
 
 def parse_oracle(data: bytes, *, stream: bool = False) -> Request | Response:
@@ -129,7 +131,7 @@ class _Builder:
     def head(self, tree: Tree, head: Head) -> Request | Response:
         start, *rest = [c for c in tree.children if not (isinstance(c, Token) and c.type == "CRLF")]
         headers = [c for c in rest if isinstance(c, Tree)]
-        fields = [self.header(h, raw) for h, (_, _, raw, _) in zip(headers, head.headers, strict=True)]
+        fields = [self.header(h, raw) for h, (_, _, raw) in zip(headers, head.headers, strict=True)]
         if start.data == "request_line":
             method = _tok(start, "METHOD")
             version = _tok(start, "SIP_VERSION")

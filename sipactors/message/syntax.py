@@ -30,6 +30,13 @@ _ADDRESS_CAPTURES = {
     "addr_spec": "uri",
     "bare_addr_spec": "bare",
     "header_params": "params",
+    # the parts of a SIP or SIPS URI, in <> or bare: one pass over the value builds the whole address
+    "SIP_SCHEME": "scheme",
+    "USERINFO": "userinfo",
+    "HOST": "host",
+    "PORT": "port",
+    "uri_parameters": "uparams",
+    "uri_headers": "uheaders",
 }
 
 
@@ -56,6 +63,12 @@ class Syntax:
     auth_value_head: re.Pattern[str]
     auth_param: re.Pattern[str]
     cseq: re.Pattern[str]
+    name_addr: re.Pattern[str]
+    header_param_at: re.Pattern[str]
+    via_head: re.Pattern[str]
+    token: re.Pattern[str]
+    gen_value: re.Pattern[str]
+    via_gen_value: re.Pattern[str]
     param_checks: dict[tuple[str, str], tuple[str, re.Pattern[str]] | None]
 
 
@@ -126,5 +139,17 @@ def syntax() -> Syntax:
         auth_value_head=g.compile("AUTH_SCHEME"),
         auth_param=_element(g, "auth_param", {"TOKEN": "name"}, "COMMA"),
         cseq=g.compile("cseq_value", {"NUMBER": "seq", "METHOD": "method"}),
+        name_addr=g.compile("name_addr", _ADDRESS_CAPTURES),
+        header_param_at=g.compile("header_param", {"TOKEN": "name", "gen_value": "value"}),
+        # via-parm up to its parameters: sent-protocol LWS sent-by
+        via_head=re.compile(
+            g.regex("sent_protocol", {"PROTOCOL_NAME": "protocol", "PROTOCOL_VERSION": "version", "TRANSPORT": "transport"})
+            + g.regex("LWS")
+            + g.regex("sent_by", {"HOST": "host", "PORT": "port"}),
+            re.DOTALL,
+        ),
+        token=g.compile("TOKEN"),
+        gen_value=g.compile("gen_value"),
+        via_gen_value=g.compile("via_gen_value"),
         param_checks=checks,
     )
