@@ -7,13 +7,13 @@ dropped).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sipactors.message.errors import ParseError, Refusal
 from sipactors.message.uri import SipURI, TelURI
 
 if TYPE_CHECKING:
-    from sipactors.message.message import Message
+    from sipactors.message.message import HeaderField, Message
 
 #: Header fields whose grammar is not a comma list: at most one line each (RFC 3261 §7.3.1).
 SINGLE_VALUED = ("To", "From", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires", "Min-Expires")
@@ -32,6 +32,11 @@ _REQUIRED_KEYS = tuple((name, name.lower()) for name in REQUIRED)
 _SINGLE_KEYS = tuple((name, name.lower()) for name in SINGLE_VALUED)
 
 
+def _first_parsed(index: dict[str, list["HeaderField"]], key: str) -> Any:
+    fields = index.get(key)
+    return fields[0].parsed if fields else None
+
+
 def refusal_for(message: "Message") -> Refusal | None:
     from sipactors.message.message import Request
 
@@ -48,26 +53,28 @@ def refusal_for(message: "Message") -> Refusal | None:
         fields = index.get(key)
         if fields is not None and len(fields) > 1:
             return Refusal(400, f"Multiple {name} header fields", "RFC 3261 §7.3.1")
-    if not message.via:
+    first = _first_parsed
+    vias = index.get("via")
+    if vias is None or not all(field.parsed for field in vias):
         return Refusal(400, "Missing Via header field", "RFC 3261 §8.1.1.7")
-    cseq = message.cseq
-    assert cseq is not None
+    cseq = first(index, "cseq")
     if cseq.seq >= CSEQ_LIMIT:
         return Refusal(400, "CSeq sequence number too large", "RFC 3261 §8.1.1.5")
     if is_request and cseq.method != message.method:  # type: ignore[attr-defined]
         return Refusal(400, "CSeq method does not match the request method", "RFC 3261 §8.1.1.5")
-    max_forwards = message.max_forwards
+    max_forwards = first(index, "max-forwards")
     if max_forwards is not None and max_forwards > MAX_FORWARDS_LIMIT:
         return Refusal(400, "Max-Forwards above 255", "RFC 3261 §20.22")
-    expires = message.expires
+    expires = first(index, "expires")
     if expires is not None and expires > DELTA_LIMIT:
         return Refusal(400, "Expires above 2**32-1", "RFC 3261 §20.19")
-    contacts = message.contact
-    if isinstance(contacts, list):
-        for contact in contacts:
-            value = contact.params.get("expires") if contact.params else None
-            if value is not None and value.isdigit() and int(value) > DELTA_LIMIT:
-                return Refusal(400, "Contact expires above 2**32-1", "RFC 3261 §20.10")
+    for field in index.get("contact", ()):
+        contacts = field.parsed
+        if isinstance(contacts, list):
+            for contact in contacts:
+                value = contact.params.get("expires") if contact.params else None
+                if value is not None and value.isdigit() and int(value) > DELTA_LIMIT:
+                    return Refusal(400, "Contact expires above 2**32-1", "RFC 3261 §20.10")
     if not is_request and not 100 <= message.status <= 699:  # type: ignore[attr-defined]
         return Refusal(400, "Status-Code outside 100-699", "RFC 3261 §7.2, §21")
     return None

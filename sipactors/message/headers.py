@@ -21,7 +21,7 @@ from sipactors.message.errors import ParseError
 from sipactors.message.fields import CSeq, Credentials, MediaType, NameAddr, ValueParams, Via
 from sipactors.message.params import EMPTY_PARAMS, Params
 from sipactors.message.syntax import Syntax, syntax
-from sipactors.message.uri import URI, AbsoluteURI, SipURI, TelURI
+from sipactors.message.uri import URI, AbsoluteURI, SipURI, TelURI, local_number_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +177,9 @@ def parse_uri(text: str, header: str = "Request-URI") -> URI:
 
 
 def _tel_uri(text: str, header: str) -> TelURI:
+    problem = local_number_problem(text[4:], syntax().descriptor)
+    if problem is not None:
+        raise ParseError(problem, header=header, rule="local-number")
     number, _, params = text[4:].partition(";")
     items: list[tuple[str, str | None]] = []
     if params:
@@ -202,6 +205,10 @@ def _sip_uri(
     if userinfo is not None:
         user, colon, rest = userinfo[:-1].partition(":")
         password = rest if colon else None
+        if syntax().user.fullmatch(user) is None:  # then it is a telephone-subscriber (RFC 3261 §19.1.1)
+            problem = local_number_problem(user, syntax().descriptor)
+            if problem is not None:
+                raise ParseError(problem, header=header, rule="telephone-subscriber")
     port = int(port_text) if port_text else None
     if port is not None and port > 65535:
         raise ParseError("port out of range", header=header, rule="port")
@@ -418,8 +425,10 @@ def _fast_via(text: str, header: str) -> list[Via] | None:
 # ---------------------------------------------------------------------------------------- parsers
 def _parse_via(text: str, header: str) -> list[Via]:
     fast = _fast_via(text, header)
-    if fast is not None:
-        return fast
+    return fast if fast is not None else _general_via(text, header)
+
+
+def _general_via(text: str, header: str) -> list[Via]:
     sx = syntax()
     vias = []
     for match in _elements(sx.via_parm, text, header, "via-parm"):
@@ -439,8 +448,10 @@ def _parse_via(text: str, header: str) -> list[Via]:
 
 def _parse_address(text: str, header: str) -> NameAddr:
     fast = _fast_addresses(text, header, False)
-    if fast is not None:
-        return fast[0]
+    return fast[0] if fast is not None else _general_address(text, header)
+
+
+def _general_address(text: str, header: str) -> NameAddr:
     match = syntax().contact_param.fullmatch(text)
     if match is None:
         raise ParseError("malformed address", header=header, rule="name-addr / addr-spec")
@@ -451,15 +462,19 @@ def _parse_contact(text: str, header: str) -> list[NameAddr] | str:
     if text.strip(" \t") == "*":
         return "*"
     fast = _fast_addresses(text, header, True)
-    if fast is not None:
-        return fast
+    return fast if fast is not None else _general_contacts(text, header)
+
+
+def _general_contacts(text: str, header: str) -> list[NameAddr]:
     return [_address(m, header) for m in _elements(syntax().contact_param, text, header, "contact-param")]
 
 
 def _parse_route(text: str, header: str) -> list[NameAddr]:
     fast = _fast_addresses(text, header, True)
-    if fast is not None:
-        return fast
+    return fast if fast is not None else _general_routes(text, header)
+
+
+def _general_routes(text: str, header: str) -> list[NameAddr]:
     return [_address(m, header) for m in _elements(syntax().route_param, text, header, "route-param")]
 
 

@@ -24,7 +24,7 @@ from sipactors.message.message import (
     Head, HeaderField, Message, Request, Response, _frame_body, split_head, unfold,
 )
 from sipactors.message.params import EMPTY_PARAMS, Params
-from sipactors.message.uri import URI, AbsoluteURI, SipURI, TelURI
+from sipactors.message.uri import URI, AbsoluteURI, SipURI, TelURI, local_number_problem
 
 
 @lru_cache(maxsize=1)
@@ -261,6 +261,9 @@ class _Builder:
         assert isinstance(node, Token)
         text = str(node)
         if node.type in ("TEL_URI", "TEL_URI_BARE"):
+            problem = local_number_problem(text[4:], _terminal("DESCRIPTOR"))
+            if problem is not None:
+                raise ParseError(problem, header=header, rule="local-number")
             number, _, rest = text[4:].partition(";")
             items = []
             for piece in rest.split(";") if rest else ():
@@ -275,6 +278,10 @@ class _Builder:
         if userinfo is not None:
             user, colon, rest = str(userinfo)[:-1].partition(":")
             password = rest if colon else None
+            if _terminal("USER").fullmatch(user) is None:
+                problem = local_number_problem(user, _terminal("DESCRIPTOR"))
+                if problem is not None:
+                    raise ParseError(problem, header=header, rule="telephone-subscriber")
         hostport = _sub(node, "hostport")
         assert hostport is not None
         port_token = _tok(hostport, "PORT")

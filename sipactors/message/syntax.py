@@ -69,6 +69,8 @@ class Syntax:
     token: re.Pattern[str]
     gen_value: re.Pattern[str]
     via_gen_value: re.Pattern[str]
+    descriptor: re.Pattern[str]
+    user: re.Pattern[str]
     param_checks: dict[tuple[str, str], tuple[str, re.Pattern[str]] | None]
 
 
@@ -151,5 +153,7 @@ def syntax() -> Syntax:
         token=g.compile("TOKEN"),
         gen_value=g.compile("gen_value"),
         via_gen_value=g.compile("via_gen_value"),
+        descriptor=g.compile("DESCRIPTOR"),
+        user=g.compile("USER"),
         param_checks=checks,
     )

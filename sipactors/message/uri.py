@@ -127,3 +127,19 @@ class AbsoluteURI:
 
 
 URI = SipURI | TelURI | AbsoluteURI
+
+
+def local_number_problem(subscriber: str, descriptor: "re.Pattern[str]") -> str | None:
+    """RFC 3966 §5.1.5: "Local numbers MUST have a 'phone-context' parameter" whose value is a descriptor.
+
+    ``subscriber`` is a telephone-subscriber the grammar accepted (its parameters are split at every ";",
+    rulings R20); ``descriptor`` is the grammar's DESCRIPTOR pattern, so each parser checks with its own.
+    """
+    number, _, rest = subscriber.partition(";")
+    if number.startswith("+"):
+        return None
+    for piece in rest.split(";") if rest else ():
+        name, eq, value = piece.partition("=")
+        if eq and name.lower() == "phone-context" and descriptor.fullmatch(value):
+            return None
+    return "local number without a phone-context (RFC 3966 5.1.5)"

@@ -113,3 +113,32 @@ def test_oracle_raises_only_parse_error(data: bytes) -> None:
         parse_oracle(b"OPTIONS sip:a@example.com SIP/2.0\r\n" + data)
     except ParseError:
         pass
+
+
+PATHOLOGICAL = {
+    # RFC 3966's tel URI as written backtracks exponentially on a near miss (rulings R20).
+    "tel URI, many ext, stray space": "<tel:+1" + ";ext=1" * 40 + " x>",
+    "local tel URI, many ext, no context": "<tel:1" + ";ext=1" * 40 + " x>",
+    "tel URI, many isub": "<tel:+1" + ";isub=a?" * 40 + " x>",
+    "telephone-subscriber userinfo": "<sip:+1" + ";ext=1" * 40 + " x@h>",
+    "display name of many tokens": "a " * 200 + "x",
+    "many URI parameters": "<sip:h" + ";p=1" * 200 + " x>",
+    "many header parameters": "<sip:h>" + ";p=1" * 200 + " x",
+    "long quoted string with escapes": '"' + "\\a" * 500 + " <sip:h>",
+    "long absoluteURI path": "<http://a" + "/b;c" * 200 + " x>",
+}
+
+
+@pytest.mark.parametrize("value", list(PATHOLOGICAL.values()), ids=list(PATHOLOGICAL))
+def test_pathological_values_are_refused_in_bounded_time(value: str) -> None:
+    """No catastrophic backtracking: each of these takes well under a millisecond per parser once the
+    patterns are built; an exponential case would take minutes. The bound is loose on purpose."""
+    import time
+
+    data = INVITE.replace(b"To: Bob <sip:bob@biloxi.example.com>", b"To: " + value.encode("latin-1"))
+    parse(INVITE), parse_oracle(INVITE)  # build both parsers first
+    for parser in (parse, parse_oracle):
+        started = time.perf_counter()
+        with pytest.raises(ParseError):
+            parser(data).validate_all()
+        assert time.perf_counter() - started < 2.0

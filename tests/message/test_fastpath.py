@@ -1,0 +1,113 @@
+"""The hot path's fast paths (sipactors.message.headers) give exactly what the general parser gives.
+
+A fast path splits the common shapes of Via and of name-addr headers at separators and memoises the parts
+that repeat between messages; when it returns a value it must be the general parser's value, and when the
+general parser refuses a value the fast path must not accept it. Values come from the grammar itself
+(``from_lark``) and from hand-made shapes with quoted parameters, IPv6 references and odd whitespace.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from hypothesis.extra.lark import from_lark
+from lark import Lark
+
+from sipactors._resources import grammar_file
+from sipactors.message import ParseError
+from sipactors.message import headers as h
+from sipactors.message.syntax import syntax
+from tests.message import strategies as s
+
+
+@lru_cache(maxsize=1)
+def _grammar() -> Lark:
+    rules = ["via_value", "from_value", "contact_value", "route_value"]
+    return Lark(grammar_file("sip.lark").read_text(encoding="utf-8"), parser="lalr", start=rules)
+
+
+def _run(call):  # type: ignore[no-untyped-def]
+    try:
+        return call()
+    except ParseError:
+        return "error"
+
+
+def _same(fast, general, text: str, header: str, many: bool | None) -> None:  # type: ignore[no-untyped-def]
+    """``fast`` declines (None), or agrees with ``general``: the same value, or both refuse."""
+    got = _run(lambda: fast(text, header) if many is None else fast(text, header, many))
+    if got is None:
+        return
+    expected = _run(lambda: general(text, header))
+    if got == "error":
+        assert expected == "error", f"fast path refused what the general parser accepts: {text!r}"
+        return
+    assert expected != "error", f"fast path accepted what the general parser refuses: {text!r}"
+    assert got == (expected if isinstance(expected, list) else [expected]), text
+
+
+@given(from_lark(_grammar(), start="via_value", alphabet=st.characters(max_codepoint=0xFF)))
+@example("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3")
+@example("SIP / 2.0 / TCP host ; branch = z9hG4bK1 ; rport , SIP/2.0/UDP h2:5060;received=[::1]")
+@example("SIP/2.0/UDP h;branch=z9hG4bK1;;rport")
+@example("SIP/2.0/UDP h;rport=x")
+def test_fast_via_equals_general(text: str) -> None:
+    _same(h._fast_via, h._general_via, text, "Via", None)
+
+
+@given(from_lark(_grammar(), start="from_value", alphabet=st.characters(max_codepoint=0xFF)))
+@example('"Alice Liddell" <sip:alice@atlanta.example.com>;tag=1928301774')
+@example('"a>b" <sip:x@y> ; tag = 1')
+@example('"a<b>c" <sip:x@y>;tag=1')
+@example("<sip:x@y>;tag=1,2")
+@example("<sip:x@y>;q=1.5")
+@example("Bob<sip:x@y>;p=\"quoted;value,with=separators\";tag=2")
+def test_fast_address_equals_general(text: str) -> None:
+    _same(h._fast_addresses, h._general_address, text, "From", False)
+
+
+@given(from_lark(_grammar(), start="contact_value", alphabet=st.characters(max_codepoint=0xFF)))
+@example('<sip:bob@192.0.2.4;transport=udp>;expires=7200;+sip.instance="<urn:uuid:f81d>";reg-id=1')
+@example('"x, y" <sip:a@b>, <sip:c@d>;q=0.5 ,  <sip:e@f>')
+@example("<sip:a,b@c>;q=1, <sip:d@e>")
+@example('<sip:a@b>;x="1" <sip:c@d>')
+def test_fast_contacts_equal_general(text: str) -> None:
+    if text.strip(" \t") == "*":
+        return
+    _same(h._fast_addresses, h._general_contacts, text, "Contact", True)
+
+
+@given(from_lark(_grammar(), start="route_value", alphabet=st.characters(max_codepoint=0xFF)))
+@example("<sip:p1.example.com;lr>,<sip:p2.example.com;lr>")
+@example("<sip:p1.example.com;lr>;x=1,sip:bare@host")
+def test_fast_routes_equal_general(text: str) -> None:
+    _same(h._fast_addresses, h._general_routes, text, "Route", True)
+
+
+@given(s.name_addrs)
+def test_generated_name_addrs_take_the_fast_path(address) -> None:  # type: ignore[no-untyped-def]
+    text = address.render()
+    fast = h._fast_addresses(text, "To", False)
+    assert fast == [h._general_address(text, "To")]
+
+
+@pytest.mark.parametrize(
+    ("context", "name"),
+    sorted(k for k, v in syntax().param_checks.items() if v is not None and k[0] in ("header", "via")),
+)
+def test_by_name_terminals_lie_inside_gen_value(context: str, name: str) -> None:
+    """The fast parameter splitter skips the generic gen-value check when a by-name check applies; that is
+    exact only if each by-name terminal's language lies inside gen-value (via-gen-value for Via)."""
+    terminal, pattern = syntax().param_checks[(context, name)]  # type: ignore[misc]
+    if terminal.endswith("?"):
+        pattern = syntax().grammar.compile(terminal.rstrip("?"))
+    generic = syntax().via_gen_value if context == "via" else syntax().gen_value
+
+    @given(st.from_regex(pattern, fullmatch=True))
+    def inside(value: str) -> None:
+        assert generic.fullmatch(value), (terminal, value)
+
+    inside()
