@@ -31,7 +31,7 @@ __all__ = ["AbnfError", "Catalogue", "Rule", "load", "RECURSION_DEPTH"]
 RECURSION_DEPTH = 3
 
 _DIRECTIVE = re.compile(r"^;\s*@(imports|use):(.*)$", re.M)
-_SECTION = re.compile(r"^;\s*(RFC \d+ §\S+)", re.M)
+_SECTION = re.compile(r"^;\s*(RFC \d+ §\S+|R\d+ \(RFC [^)]*\))", re.M)
 
 
 class AbnfError(ValueError):
@@ -171,14 +171,16 @@ def read_module(name: str, text: str) -> Module:
     module = Module(name, imports, uses=uses)
     source = text if text.endswith("\n") else text + "\n"
     tree = _abnf_parser().parse(source)
-    sections = [(m.start(), m.group(1)) for m in _SECTION.finditer(source)]
+    # "; RFC 3261 §25.1" heads a block of rules; "; R3 (RFC 3261 §19.1.1)" a ruling (spec/rulings.md).
+    sections = [(m.start(), m.group(1).replace(" (", ": ").rstrip(")")) for m in _SECTION.finditer(source)]
     for rule_tree in tree.children:
         if not isinstance(rule_tree, Tree):
             continue
         rulename, defined_as, alternation = rule_tree.children
         start = rule_tree.meta.start_pos
         section = next((s for pos, s in reversed(sections) if pos < start), name)
-        written = " ".join(source[start : rule_tree.meta.end_pos].split())
+        # The rule's own text: up to the end of its elements, not the comments and blank lines after it.
+        written = " ".join(source[start : alternation.meta.end_pos].split())
         rule = Rule(str(rulename), name, _to_node(alternation), written, section, str(defined_as) == "=/")
         key = rule.name.lower()
         if rule.incremental and key not in module.rules:
@@ -476,6 +478,8 @@ def _char(c: str) -> str:
         return c
     if 0x21 <= code <= 0x7E:
         return "\\" + c
+    if code > 0xFF:  # never an octet (rulings R13), but written correctly all the same
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
     return f"\\x{code:02x}"
 
 

@@ -129,10 +129,12 @@ def _check_param(sx: Syntax, context: str, name: str, value: str | None, header:
         raise ParseError(f"bad value for parameter {name}", header=header, rule=f"{name}-param: {terminal}")
 
 
-def parse_header_params(text: str | None, header: str, context: str = "header") -> Params:
-    """``;name=value`` list of a header field (SEMI generic-param, RFC 3261 §25.1)."""
+def parse_header_params(text: str | None, header: str, context: str | None = None) -> Params:
+    """``;name=value`` list of a header field (SEMI generic-param, RFC 3261 §25.1). Parameters the header
+    defines are checked by name; ``context`` is the header's name in lower case unless given."""
     if not text:
         return EMPTY_PARAMS
+    context = context or header.lower()
     sx = syntax()
     items: list[tuple[str, str | None]] = []
     if '"' not in text:
@@ -361,7 +363,7 @@ def _fast_addresses(text: str, header: str, many: bool) -> list[NameAddr] | None
             pos = separator.end()
             continue
         if rest:
-            params = _checked_params(rest, header, "header")
+            params = _checked_params(rest, header, header.lower())
             if params is None:
                 return None
             addresses.append(base.with_params(params) if params else base)
@@ -386,7 +388,7 @@ def _walk_params(text: str, pos: int, header: str) -> tuple[Params, int] | None:
         name = match.group("name")
         value = match.group("value")
         item_value = value.strip(" \t") if value is not None else None
-        _check_param(sx, "header", name, item_value, header)
+        _check_param(sx, header.lower(), name, item_value, header)
         items.append((name, item_value))
         pos = match.end()
 

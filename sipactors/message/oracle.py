@@ -178,7 +178,7 @@ class _Builder:
     def address(self, node: Tree, header: str) -> NameAddr:
         """from_value / contact_param / route_param: [address, header_params]."""
         target = node.children[0]
-        params = self.params(_sub(node, "header_params"), header, "header")
+        params = self.params(_sub(node, "header_params"), header, header.lower())
         if isinstance(target, Tree) and target.data == "name_addr":
             display = _sub(target, "display_name")
             spec = next(c for c in target.children if not (isinstance(c, Token) and c.type in ("LAQUOT", "RAQUOT")) and not (isinstance(c, Tree) and c.data == "display_name") and c is not None)
@@ -213,7 +213,7 @@ class _Builder:
     def media(self, node: Tree, header: str) -> MediaType:
         return MediaType(
             str(_tok(node, "M_TYPE")), str(_tok(node, "M_SUBTYPE")),
-            self.params(_sub(node, "header_params"), header, "header"),
+            self.params(_sub(node, "header_params"), header, header.lower()),
         )
 
     def v_media(self, node: Tree, header: str) -> MediaType:
@@ -231,17 +231,17 @@ class _Builder:
 
     def v_value_params(self, node: Tree, header: str) -> ValueParams:
         value = next(c for c in node.children if isinstance(c, Token))
-        return ValueParams(str(value), self.params(_sub(node, "header_params"), header, "header"))
+        return ValueParams(str(value), self.params(_sub(node, "header_params"), header, header.lower()))
 
     def v_contact_prefs(self, node: Tree, header: str) -> list[ValueParams]:
         return [
-            ValueParams("*", self.params(_sub(pref, "header_params"), header, "header"))
+            ValueParams("*", self.params(_sub(pref, "header_params"), header, header.lower()))
             for pref in _subs(node, "contact_pref")
         ]
 
     def v_reasons(self, node: Tree, header: str) -> list[ValueParams]:
         return [
-            ValueParams(str(_tok(item, "TOKEN")), self.params(_sub(item, "header_params"), header, "header"))
+            ValueParams(str(_tok(item, "TOKEN")), self.params(_sub(item, "header_params"), header, header.lower()))
             for item in _subs(node, "reason_item")
         ]
 

@@ -160,13 +160,6 @@ def _ruling_of_each_rule() -> dict[str, str]:
     return owner
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (sipactors/grammar/abnf.py): a rule of rulings.abnf gets the section 'rulings' (its "
-    "'; Rn (RFC ... §...)' heading is not read as a section), and read_module's rule text runs on into the "
-    "comments after the rule, so HVALUE's comment shows R4's heading, HEADER_VALUE's R5's, "
-    "VIA_RECEIVED's R6's",
-)
 def test_ruling_terminals_name_their_ruling_and_rfc_section() -> None:
     owner = _ruling_of_each_rule()
     problems = []
@@ -306,11 +299,6 @@ def test_num_val_ranges_and_concatenations_rfc5234_s2_3(tmp_path: Path) -> None:
     assert not high.fullmatch("\x7f") and not high.fullmatch("\xc0")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (sipactors/grammar/abnf.py _char): a num-val above %xFF is written '\\x263a', which the "
-    "regex engine reads as '\\x26' followed by '3a', so %x263A matches the text '&3a'",
-)
 def test_a_num_val_above_xff_does_not_match_unrelated_octets(tmp_path: Path) -> None:
     catalogue = catalogue_of(tmp_path, m="smiley = %x263A\n")
     try:
@@ -362,11 +350,6 @@ def test_comments_and_continuation_lines_rfc5234_s3_1_s3_9(tmp_path: Path) -> No
     assert written.startswith('greeting = "hello"') and "SP name" in written and '[ "!" ]' in written
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (sipactors/grammar/abnf.py read_module): a rule's text runs on into the comment lines that "
-    "follow it, which sip.lark then prints under the wrong terminal",
-)
 def test_the_text_of_a_rule_stops_at_its_last_line(tmp_path: Path) -> None:
     module = 'first = "a"\n\n; R9 a heading that belongs to the next rule\nsecond = "b"\n'
     catalogue = catalogue_of(tmp_path, m=module)
