@@ -30,6 +30,7 @@ MAX_FORWARDS_LIMIT = 255  # RFC 3261 §20.22: "an integer in the range 0-255"
 #: The same, as the message index's keys.
 _REQUIRED_KEYS = tuple((name, name.lower()) for name in REQUIRED)
 _SINGLE_KEYS = tuple((name, name.lower()) for name in SINGLE_VALUED)
+_REQUIRED_SET = frozenset(key for _, key in _REQUIRED_KEYS)
 
 
 def _first_parsed(index: dict[str, list["HeaderField"]], key: str) -> Any:
@@ -46,17 +47,19 @@ def refusal_for(message: "Message") -> Refusal | None:
     if is_request and not isinstance(message.uri, (SipURI, TelURI)):  # type: ignore[attr-defined]
         return Refusal(416, "Unsupported URI Scheme", "RFC 3261 §8.2.2.1")
     index = message._fields_by_key()
-    for name, key in _REQUIRED_KEYS:
-        if key not in index:
-            return Refusal(400, f"Missing {name} header field", "RFC 3261 §8.1.1")
-    for name, key in _SINGLE_KEYS:
-        fields = index.get(key)
-        if fields is not None and len(fields) > 1:
-            return Refusal(400, f"Multiple {name} header fields", "RFC 3261 §7.3.1")
+    if not _REQUIRED_SET <= index.keys():
+        for name, key in _REQUIRED_KEYS:
+            if key not in index:
+                return Refusal(400, f"Missing {name} header field", "RFC 3261 §8.1.1")
+    if len(index) != len(message.fields):  # some header appears on more than one line
+        for name, key in _SINGLE_KEYS:
+            fields = index.get(key)
+            if fields is not None and len(fields) > 1:
+                return Refusal(400, f"Multiple {name} header fields", "RFC 3261 §7.3.1")
     first = _first_parsed
-    vias = index.get("via")
-    if vias is None or not all(field.parsed for field in vias):
-        return Refusal(400, "Missing Via header field", "RFC 3261 §8.1.1.7")
+    for field in index["via"]:
+        if not field.parsed:
+            return Refusal(400, "Missing Via header field", "RFC 3261 §8.1.1.7")
     cseq = first(index, "cseq")
     if cseq.seq >= CSEQ_LIMIT:
         return Refusal(400, "CSeq sequence number too large", "RFC 3261 §8.1.1.5")
@@ -72,9 +75,10 @@ def refusal_for(message: "Message") -> Refusal | None:
         contacts = field.parsed
         if isinstance(contacts, list):
             for contact in contacts:
-                value = contact.params.get("expires") if contact.params else None
-                if value is not None and value.isdigit() and int(value) > DELTA_LIMIT:
-                    return Refusal(400, "Contact expires above 2**32-1", "RFC 3261 §20.10")
+                if contact.params:  # the grammar made expires a delta-seconds (1*DIGIT), if present
+                    value = contact.params.get("expires")
+                    if value is not None and int(value) > DELTA_LIMIT:
+                        return Refusal(400, "Contact expires above 2**32-1", "RFC 3261 §20.10")
     if not is_request and not 100 <= message.status <= 699:  # type: ignore[attr-defined]
         return Refusal(400, "Status-Code outside 100-699", "RFC 3261 §7.2, §21")
     return None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sipactors.message.errors import ParseError, Refusal
+from sipactors.message.memo import Memo
 from sipactors.message.fields import CSeq, NameAddr, Via
 from sipactors.message.headers import (
     HeaderSpec, canonical_name, parse_uri, parse_value, spec_for, validate_extension,
@@ -314,14 +315,39 @@ def _render_value(value: Any) -> str:
 
 
 # -------------------------------------------------------------------------------------------- framing
-@dataclass(frozen=True, slots=True)
 class Head:
-    """The unfolded head of a message: start line and ``(name, value, raw line octets)`` per header."""
+    """The head of a message: the start line, and per header ``(name, value, raw line)``.
 
-    start: str
-    start_raw: bytes
-    headers: list[tuple[str, str, str]]  # name, value, raw line (ISO-8859-1, folds kept)
-    body_offset: int
+    ``raw`` is the line as received (ISO-8859-1 text, folds kept); ``value`` is unfolded and trimmed. In the
+    common case (no folded line) only the lines are kept and the hot path splits them itself; ``headers``
+    splits them on demand for everyone else.
+    """
+
+    __slots__ = ("start", "start_raw", "lines", "_headers", "body_offset")
+
+    def __init__(
+        self, start: str, start_raw: bytes, lines: list[str] | None, headers: list[tuple[str, str, str]] | None,
+        body_offset: int,
+    ) -> None:
+        self.start = start
+        self.start_raw = start_raw
+        self.lines = lines  # header lines, when none is folded
+        self._headers = headers
+        self.body_offset = body_offset
+
+    @property
+    def headers(self) -> list[tuple[str, str, str]]:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = [_plain_line(line) for line in self.lines or ()]
+        return headers
+
+
+def _plain_line(line: str) -> tuple[str, str, str]:
+    name, colon, value = line.partition(":")
+    if not colon:
+        raise ParseError("header line without a colon", line=line[:80], rule="message-header")
+    return name.rstrip(" \t"), value.strip(" \t"), line
 
 
 def split_head(data: bytes, stream: bool = False) -> Head:
@@ -354,12 +380,8 @@ def split_head(data: bytes, stream: bool = False) -> Head:
     bare = text.count("\r") != len(lines) - 1 or text.count("\n") != len(lines) - 1
     headers: list[tuple[str, str, str]] = []
     if "\r\n " not in text and "\r\n\t" not in text and not bare:
-        for line in lines[1:]:  # no folded lines: the common case, one split per line
-            name, colon, value = line.partition(":")
-            if not colon:
-                raise ParseError("header line without a colon", line=line[:80], rule="message-header")
-            headers.append((name.rstrip(" \t"), value.strip(" \t"), line))
-        return Head(start_line, data[start : start + len(start_line)], headers, body_offset)
+        # no folded line: the common case; each line is split where it is used
+        return Head(start_line, data[start : start + len(start_line)], lines[1:], None, body_offset)
     current: list[str] | None = None
     for line in lines[1:]:
         if line[:1] in (" ", "\t"):
@@ -372,7 +394,7 @@ def split_head(data: bytes, stream: bool = False) -> Head:
         current = [line]
     if current is not None:
         headers.append(_header_line(current))
-    return Head(start_line, data[start : start + len(start_line)], headers, body_offset)
+    return Head(start_line, data[start : start + len(start_line)], None, headers, body_offset)
 
 
 def _header_line(pieces: list[str]) -> tuple[str, str, str]:
@@ -436,7 +458,18 @@ def _build(head: Head, data: bytes) -> Request | Response:
     index: dict[str, list[HeaderField]] = {}
     known = _NAME_INFO
     core = _CORE
-    for name, value, raw in head.headers:
+    young = _VALUE_MEMO.young
+    lines = head.lines
+    for item in lines if lines is not None else head.headers:
+        if lines is not None:
+            name, colon, value = item.partition(":")  # type: ignore[union-attr]
+            if not colon:
+                raise ParseError("header line without a colon", line=item[:80], rule="message-header")
+            name = name.rstrip(" \t")
+            value = value.strip(" \t")
+            raw = item
+        else:
+            name, value, raw = item  # type: ignore[misc]
         info = known.get(name)
         if info is None:
             if header_name.fullmatch(name) is None:
@@ -453,15 +486,45 @@ def _build(head: Head, data: bytes) -> Request | Response:
         else:
             same.append(field)
         if key in core:
-            field._parsed = parse_value(info[1], value)  # type: ignore[arg-type]  # core keys have a spec
+            parsed = young.get(raw)
+            if parsed is None:
+                field._parsed = _core_value(raw, info[1], value)  # type: ignore[arg-type]  # core: has a spec
+            else:
+                field._parsed = list(parsed) if type(parsed) is tuple else parsed
     message = _start(head, fields, sx)
     message._index = index
     return message
 
 
+#: Parsed values of core header lines seen before, by the line's text (RFC 3261 §7.3.1: a header's meaning
+#: is its text). Bounded, lines of at most _MEMO_LINE characters; lists are kept as tuples and copied out,
+#: everything else is immutable, so no message can change what another one receives.
+_VALUE_MEMO = Memo()
+_MEMO_LINE = 512
+
+
+def _core_value(raw: str, spec: HeaderSpec, value: str) -> Any:
+    known = _VALUE_MEMO.get(raw)
+    if known is not None:
+        return list(known) if type(known) is tuple else known
+    parsed = parse_value(spec, value)
+    if len(raw) <= _MEMO_LINE:
+        _VALUE_MEMO.put(raw, tuple(parsed) if type(parsed) is list else parsed)
+    return parsed
+
+
+def clear_memos() -> None:
+    """Forget every memoised parse (benchmarks measure the cold path with it; tests use it too)."""
+    from sipactors.message.headers import clear_memos as clear_header_memos
+
+    _VALUE_MEMO.clear()
+    _START_LINES.clear()
+    _NAME_INFO.clear()
+    clear_header_memos()
+
+
 #: Start lines seen before, parsed: ``(method, Request-URI, version)``. Bounded; values are immutable.
-_START_LINES: dict[str, tuple[str, URI, str]] = {}
-_START_LIMIT = 4096
+_START_LINES = Memo()
 
 
 def _start(head: Head, fields: list[HeaderField], sx: Syntax) -> Request | Response:
@@ -481,9 +544,7 @@ def _start(head: Head, fields: list[HeaderField], sx: Syntax) -> Request | Respo
     if match is None:
         raise ParseError("malformed Request-Line", line=start[:120], rule="Request-Line")
     parts = (match.group("method"), parse_uri(match.group("uri"), "Request-URI"), match.group("version"))
-    if len(_START_LINES) >= _START_LIMIT:
-        _START_LINES.clear()
-    _START_LINES[start] = parts
+    _START_LINES.put(start, parts)
     return Request(parts[0], parts[1], fields, b"", parts[2], head.start_raw)
 
 
