@@ -84,7 +84,7 @@ def describe(value: Any) -> list[tuple[str, str]]:
     if isinstance(value, NameAddr):
         rows: list[tuple[str, str]] = []
         if value.display_name is not None:
-            rows.append(("display", repr(unquote(value.display_name))[1:-1]))
+            rows.append(("display", _show(unquote(value.display_name) or "")))
         rows.append(("uri", value.uri.render() + ("" if value.bracketed else "   (addr-spec without <>)")))
         rows += [("  " + k, v) for k, v in describe_uri(value.uri)]
         if value.params:

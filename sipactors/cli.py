@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.source, oracle=args.oracle, validate_all=not args.core_only, as_json=args.json,
                 color=args.color,
             )
+        except BrokenPipeError:  # "sipactors check FILE | head": the reader left, nothing more to say
+            sys.stderr.close()
+            return 0
         except OSError as error:
             print(f"sipactors check: {error}", file=sys.stderr)
             return 66

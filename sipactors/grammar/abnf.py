@@ -19,6 +19,7 @@ rule (RFC 3261's ``comment``) is expanded to a fixed nesting depth, ``RECURSION_
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -350,7 +351,7 @@ class _RegexBuilder:
         """Make ``text`` a single atom for a quantifier."""
         if len(text) == 1 or _is_single_class(text) or (len(text) == 2 and text[0] == "\\") or _is_escape(text):
             return text
-        if text.startswith("(?") and _matching_paren(text, 0) == len(text) - 1:
+        if text.startswith("(?") and _first_group_end(text) == len(text) - 1:
             return text
         return f"(?:{text})"
 
@@ -521,31 +522,9 @@ def _is_single_class(text: str) -> bool:
     return False
 
 
-def _matching_paren(text: str, start: int) -> int:
-    depth = 0
-    index = start
-    in_class = False
-    while index < len(text):
-        c = text[index]
-        if c == "\\":
-            index += 2
-            continue
-        if in_class:
-            if c == "]":
-                in_class = False
-        elif c == "[":
-            in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return index
-        index += 1
-    return -1
-
-
-def _top_level_bar(text: str) -> bool:
+def _structure(text: str) -> Iterator[tuple[int, str, int]]:
+    """``(index, character, group depth before it)`` for each character of a regex that is neither escaped
+    nor inside a character class: the characters that give the regex its shape."""
     depth = 0
     index = 0
     in_class = False
@@ -555,18 +534,26 @@ def _top_level_bar(text: str) -> bool:
             index += 2
             continue
         if in_class:
-            if c == "]":
-                in_class = False
+            in_class = c != "]"
         elif c == "[":
             in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            return True
+        else:
+            yield index, c, depth
+            depth += (c == "(") - (c == ")")
         index += 1
-    return False
+
+
+def _first_group_end(text: str) -> int:
+    """Index of the ")" closing the group that opens ``text``, or -1."""
+    for index, c, depth in _structure(text):
+        if c == ")" and depth == 1:
+            return index
+    return -1
+
+
+def _top_level_bar(text: str) -> bool:
+    """Whether ``text`` is an alternation at its top level."""
+    return any(c == "|" and depth == 0 for _, c, depth in _structure(text))
 
 
 def load(spec_dir: Path) -> Catalogue:

@@ -37,6 +37,7 @@ class ParseError(ValueError):
         """A one-line, ASCII reason phrase for the 400 response."""
         where = f"Bad {self.header} header" if self.header else "Malformed message"
         text = f"{where}: {self.problem}"
+        text = text.replace("§", "")  # "RFC 3261 20.42": the phrase stays ASCII for every client
         return "".join(c if " " <= c <= "~" else "?" for c in text)[:200]
 
 

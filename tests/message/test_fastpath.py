@@ -111,3 +111,33 @@ def test_by_name_terminals_lie_inside_gen_value(context: str, name: str) -> None
         assert generic.fullmatch(value), (terminal, value)
 
     inside()
+
+
+def test_memoised_values_are_not_shared_mutably() -> None:
+    """The hot path memoises parsed header lines; a list it hands out (Via, Contact, Route) is a copy, so a
+    proxy that edits one message's list cannot change what the next message with the same line receives."""
+    from sipactors.message import parse
+
+    data = (
+        b"OPTIONS sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:b@example.com>\r\n"
+        b"From: <sip:a@example.com>;tag=1\r\nCall-ID: memo\r\nCSeq: 1 OPTIONS\r\nContact: <sip:a@h>\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    first = parse(data)
+    first.get_fields("Via")[0].parsed.clear()
+    first.get_fields("Contact")[0].parsed.append("junk")
+    second = parse(data)
+    assert len(second.via) == 1 and second.via[0].branch == "z9hG4bK1"
+    assert len(second.contact) == 1
+
+
+def test_memo_stays_bounded_and_keeps_what_repeats() -> None:
+    from sipactors.message.memo import Memo
+
+    memo = Memo(limit=100)
+    memo.put("to", "Bob")
+    for index in range(1_000):
+        memo.put(f"via {index}", index)  # unique per message
+        assert memo.get("to") == "Bob"  # used once per generation: never dropped
+        assert len(memo) <= 200
+    assert memo.get("via 0") is None
