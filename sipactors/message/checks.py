@@ -39,11 +39,9 @@ def _first_parsed(index: dict[str, list["HeaderField"]], key: str) -> Any:
 
 
 def refusal_for(message: "Message") -> Refusal | None:
-    from sipactors.message.message import Request
-
     if message.version.upper() != "SIP/2.0":
         return Refusal(505, "Version Not Supported", "RFC 3261 §8.2.2.1, §21.5.6")
-    is_request = isinstance(message, Request)
+    is_request = message.is_request
     if is_request and not isinstance(message.uri, (SipURI, TelURI)):  # type: ignore[attr-defined]
         return Refusal(416, "Unsupported URI Scheme", "RFC 3261 §8.2.2.1")
     index = message._fields_by_key()

@@ -93,6 +93,8 @@ def _name_info(name: str) -> tuple[str, HeaderSpec | None]:
 class Message:
     """What requests and responses share: version, header fields in order, body."""
 
+    is_request: bool  # a class attribute of Request (True) and Response (False)
+
     __slots__ = ("version", "fields", "body", "_index", "start_raw", "refusal")
 
     def __init__(self, version: str, fields: list[HeaderField], body: bytes, start_raw: bytes | None) -> None:
@@ -254,6 +256,7 @@ class Message:
 
 class Request(Message):
     __slots__ = ("method", "uri")
+    is_request = True
 
     def __init__(
         self,
@@ -280,6 +283,7 @@ class Request(Message):
 
 class Response(Message):
     __slots__ = ("status", "reason")
+    is_request = False
 
     def __init__(
         self,
@@ -433,8 +437,6 @@ def parse(data: bytes, *, stream: bool = False) -> Request | Response:
     Validates the start line and the core headers; raises ``ParseError`` for any syntax error and sets
     ``message.refusal`` when a server must refuse the message with a specific status (sipactors.message.checks).
     """
-    from sipactors.message.checks import refusal_for
-
     try:
         head = split_head(data, stream)
         message = _build(head, data)
@@ -569,3 +571,6 @@ def _frame_body(message: Message, data: bytes, offset: int, stream: bool) -> Non
 def iter_header_lines(message: Message) -> Iterator[tuple[str, str]]:
     for field in message.fields:
         yield canonical_name(field.name), field.value
+
+
+from sipactors.message.checks import refusal_for  # noqa: E402 - checks reads Message, defined above

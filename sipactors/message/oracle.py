@@ -47,12 +47,14 @@ def _terminal(name: str) -> re.Pattern[str]:
     try:
         return re.compile(parser.get_terminal(name).pattern.to_regexp(), re.DOTALL)
     except KeyError:
-        # Terminals reachable only from param_value_checks may be pruned from the lexer; compile them alone.
-        return re.compile(
-            Lark(parser.source_grammar, parser="lalr", start="param_value_checks").get_terminal(name)
-            .pattern.to_regexp(),
-            re.DOTALL,
-        )
+        # Terminals reachable only from param_value_checks may be pruned from the lexer: ask a parser that
+        # starts there.
+        return re.compile(_checks_parser().get_terminal(name).pattern.to_regexp(), re.DOTALL)
+
+
+@lru_cache(maxsize=1)
+def _checks_parser() -> Lark:
+    return Lark(oracle_parser().source_grammar, parser="lalr", start="param_value_checks")
 
 
 def head_text(head: Head) -> str:
