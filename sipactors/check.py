@@ -12,8 +12,22 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from sipactors.message import (
-    AbsoluteURI, CSeq, Credentials, MediaType, Message, NameAddr, Params, ParseError, Request, SipURI, TelURI,
-    ValueParams, Via, parse, parse_oracle, unquote,
+    AbsoluteURI,
+    Credentials,
+    CSeq,
+    MediaType,
+    Message,
+    NameAddr,
+    Params,
+    ParseError,
+    Request,
+    SipURI,
+    TelURI,
+    ValueParams,
+    Via,
+    parse,
+    parse_oracle,
+    unquote,
 )
 from sipactors.message.headers import canonical_name, spec_for
 

@@ -42,19 +42,19 @@ class AbnfError(ValueError):
 # ------------------------------------------------------------------------------------------------ AST
 @dataclass(frozen=True)
 class Alt:
-    items: tuple["Node", ...]
+    items: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class Cat:
-    items: tuple["Node", ...]
+    items: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class Rep:
     low: int
     high: int | None
-    item: "Node"
+    item: Node
 
 
 @dataclass(frozen=True)

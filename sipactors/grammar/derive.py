@@ -52,7 +52,7 @@ class SipGrammar:
     param_checks: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     @classmethod
-    def from_text(cls, text: str) -> "SipGrammar":
+    def from_text(cls, text: str) -> SipGrammar:
         grammar = cls(text)
         tree = _meta_parser().parse(text if text.endswith("\n") else text + "\n")
         for item in tree.children:
@@ -68,7 +68,7 @@ class SipGrammar:
         return grammar
 
     @classmethod
-    def from_file(cls, path: Path) -> "SipGrammar":
+    def from_file(cls, path: Path) -> SipGrammar:
         return cls.from_text(path.read_text(encoding="utf-8"))
 
     # -- derivation ---------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ LALR parser over the same grammar, used to judge the hot path.
 """
 
 from sipactors.message.errors import ParseError, Refusal
-from sipactors.message.fields import MAGIC_COOKIE, CSeq, Credentials, MediaType, NameAddr, ValueParams, Via
+from sipactors.message.fields import MAGIC_COOKIE, Credentials, CSeq, MediaType, NameAddr, ValueParams, Via
 from sipactors.message.headers import canonical_name, parse_uri
 from sipactors.message.message import CORE_HEADERS, HeaderField, Message, Request, Response, parse
 from sipactors.message.params import Params, quote, unquote

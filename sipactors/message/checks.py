@@ -33,12 +33,12 @@ _SINGLE_KEYS = tuple((name, name.lower()) for name in SINGLE_VALUED)
 _REQUIRED_SET = frozenset(key for _, key in _REQUIRED_KEYS)
 
 
-def _first_parsed(index: dict[str, list["HeaderField"]], key: str) -> Any:
+def _first_parsed(index: dict[str, list[HeaderField]], key: str) -> Any:
     fields = index.get(key)
     return fields[0].parsed if fields else None
 
 
-def refusal_for(message: "Message") -> Refusal | None:
+def refusal_for(message: Message) -> Refusal | None:
     if message.version.upper() != "SIP/2.0":
         return Refusal(505, "Version Not Supported", "RFC 3261 §8.2.2.1, §21.5.6")
     is_request = message.is_request

@@ -42,7 +42,7 @@ class NameAddr:
     def __str__(self) -> str:
         return self.render()
 
-    def with_params(self, params: Params) -> "NameAddr":
+    def with_params(self, params: Params) -> NameAddr:
         return NameAddr(self.uri, self.display_name, params, self.bracketed)
 
 
@@ -78,7 +78,7 @@ class Via:
     def __str__(self) -> str:
         return self.render()
 
-    def with_params(self, params: Params) -> "Via":
+    def with_params(self, params: Params) -> Via:
         return Via(self.transport, self.host, self.port, params, self.protocol, self.version)
 
 

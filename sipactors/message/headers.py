@@ -18,8 +18,8 @@ from typing import Any
 
 from sipactors.grammar.derive import first_group
 from sipactors.message.errors import ParseError
+from sipactors.message.fields import Credentials, CSeq, MediaType, NameAddr, ValueParams, Via
 from sipactors.message.memo import Memo
-from sipactors.message.fields import CSeq, Credentials, MediaType, NameAddr, ValueParams, Via
 from sipactors.message.params import EMPTY_PARAMS, Params
 from sipactors.message.syntax import Syntax, syntax
 from sipactors.message.uri import URI, AbsoluteURI, SipURI, TelURI, local_number_problem

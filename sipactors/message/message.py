@@ -12,15 +12,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from sipactors.message.errors import ParseError, Refusal
-from sipactors.message.memo import Memo
 from sipactors.message.fields import CSeq, NameAddr, Via
 from sipactors.message.headers import (
-    HeaderSpec, canonical_name, parse_uri, parse_value, spec_for, validate_extension,
+    HeaderSpec,
+    canonical_name,
+    parse_uri,
+    parse_value,
+    spec_for,
+    validate_extension,
 )
+from sipactors.message.memo import Memo
 from sipactors.message.syntax import Syntax, syntax
 from sipactors.message.uri import URI
 

@@ -9,7 +9,7 @@ tests and ``sipactors check --oracle`` use it to judge the hot path.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from lark import Lark, Token, Tree
@@ -18,10 +18,17 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from sipactors._resources import grammar_file
 from sipactors.grammar.derive import sip_grammar
 from sipactors.message.errors import ParseError
-from sipactors.message.fields import CSeq, Credentials, MediaType, NameAddr, ValueParams, Via
+from sipactors.message.fields import Credentials, CSeq, MediaType, NameAddr, ValueParams, Via
 from sipactors.message.headers import spec_for
 from sipactors.message.message import (
-    Head, HeaderField, Message, Request, Response, _frame_body, split_head, unfold,
+    Head,
+    HeaderField,
+    Message,
+    Request,
+    Response,
+    _frame_body,
+    split_head,
+    unfold,
 )
 from sipactors.message.params import EMPTY_PARAMS, Params
 from sipactors.message.uri import URI, AbsoluteURI, SipURI, TelURI, local_number_problem
@@ -40,7 +47,7 @@ def oracle_parser() -> Lark:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _terminal(name: str) -> re.Pattern[str]:
     """Lark's own regular expression for a terminal (for the by-name parameter checks)."""
     parser = oracle_parser()

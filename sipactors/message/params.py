@@ -41,7 +41,7 @@ class Params:
     def names(self) -> list[str]:
         return [name for name, _ in self.items]
 
-    def replace(self, name: str, value: str | None) -> "Params":
+    def replace(self, name: str, value: str | None) -> Params:
         """A copy with ``name`` set to ``value`` (appended when absent)."""
         key = name.lower()
         items = list(self.items)
@@ -52,7 +52,7 @@ class Params:
         items.append((name, value))
         return Params(tuple(items))
 
-    def without(self, name: str) -> "Params":
+    def without(self, name: str) -> Params:
         key = name.lower()
         return Params(tuple(item for item in self.items if item[0].lower() != key))
 

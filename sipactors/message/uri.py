@@ -54,7 +54,7 @@ class SipURI:
         """True if the URI may appear outside <> (RFC 3261 §20.10: no ",", "?" or ";")."""
         return not self.params and not self.headers and not any(c in (self.user or "") for c in ",;?")
 
-    def with_params(self, params: Params) -> "SipURI":
+    def with_params(self, params: Params) -> SipURI:
         return SipURI(self.scheme, self.host, self.user, self.password, self.port, params, self.headers)
 
     def equivalent(self, other: object) -> bool:
@@ -129,7 +129,7 @@ class AbsoluteURI:
 URI = SipURI | TelURI | AbsoluteURI
 
 
-def local_number_problem(subscriber: str, descriptor: "re.Pattern[str]") -> str | None:
+def local_number_problem(subscriber: str, descriptor: re.Pattern[str]) -> str | None:
     """RFC 3966 §5.1.5: "Local numbers MUST have a 'phone-context' parameter" whose value is a descriptor.
 
     ``subscriber`` is a telephone-subscriber the grammar accepted (its parameters are split at every ";",

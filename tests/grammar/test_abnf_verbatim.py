@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -58,7 +58,7 @@ def _rfc_number(path: Path) -> str:
     return m.group(1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def normalized_rfc(number: str) -> str:
     raw = (SHARED / "rfc" / f"rfc{number}.txt").read_text(encoding="utf-8", errors="replace")
     kept = [
