@@ -465,6 +465,7 @@ def _build(head: Head, data: bytes) -> Request | Response:
     known = _NAME_INFO
     core = _CORE
     young = _VALUE_MEMO.young
+    is_request, first, second, version = _start_line(head, sx)  # the start line's errors come first
     lines = head.lines
     for item in lines if lines is not None else head.headers:
         if lines is not None:
@@ -497,7 +498,11 @@ def _build(head: Head, data: bytes) -> Request | Response:
                 field._parsed = _core_value(raw, info[1], value)  # type: ignore[arg-type]  # core: has a spec
             else:
                 field._parsed = list(parsed) if type(parsed) is tuple else parsed
-    message = _start(head, fields, sx)
+    message: Request | Response
+    if is_request:
+        message = Request(first, second, fields, b"", version, head.start_raw)
+    else:
+        message = Response(first, second, fields, b"", version, head.start_raw)
     message._index = index
     return message
 
@@ -529,29 +534,27 @@ def clear_memos() -> None:
     clear_header_memos()
 
 
-#: Start lines seen before, parsed: ``(method, Request-URI, version)``. Bounded; values are immutable.
+#: Request lines seen before, parsed (see ``_start_line``). Bounded; the values are immutable.
 _START_LINES = Memo()
 
 
-def _start(head: Head, fields: list[HeaderField], sx: Syntax) -> Request | Response:
+def _start_line(head: Head, sx: Syntax) -> tuple[bool, Any, Any, str]:
+    """``(True, method, Request-URI, version)`` or ``(False, status, reason, version)``."""
     start = head.start
     known = _START_LINES.get(start)
     if known is not None:
-        return Request(known[0], known[1], fields, b"", known[2], head.start_raw)
+        return known  # type: ignore[no-any-return]
     if start[:4].upper() == "SIP/":  # a Method is a token, and "/" is no token character
         match = sx.status_line.fullmatch(start)
         if match is None:
             raise ParseError("malformed Status-Line", line=start[:120], rule="Status-Line")
-        return Response(
-            int(match.group("code")), match.group("reason") or "", fields, b"", match.group("version"),
-            head.start_raw,
-        )
+        return False, int(match.group("code")), match.group("reason") or "", match.group("version")
     match = sx.request_line.fullmatch(start)
     if match is None:
         raise ParseError("malformed Request-Line", line=start[:120], rule="Request-Line")
-    parts = (match.group("method"), parse_uri(match.group("uri"), "Request-URI"), match.group("version"))
+    parts = (True, match.group("method"), parse_uri(match.group("uri"), "Request-URI"), match.group("version"))
     _START_LINES.put(start, parts)
-    return Request(parts[0], parts[1], fields, b"", parts[2], head.start_raw)
+    return parts
 
 
 def _frame_body(message: Message, data: bytes, offset: int, stream: bool) -> None:
