@@ -302,30 +302,44 @@ def _checked_params(text: str, header: str, context: str) -> Params | None:
 
     Without quotes, ";" and "=" occur only as separators (token, host and IPv6 references hold neither).
     """
-    sx = syntax()
+    token, generic, by_name = _param_patterns(context)
     pieces = text.split(";")
-    if pieces[0].strip(" \t"):
+    if pieces[0] and pieces[0].strip(" \t"):
         return None
-    token = sx.token.fullmatch
-    value_rule = (sx.via_gen_value if context == "via" else sx.gen_value).fullmatch
-    checks = sx.param_checks
+    spaced = " " in text or "\t" in text
     items: list[tuple[str, str | None]] = []
     for piece in pieces[1:]:
         name, eq, value = piece.partition("=")
-        name = name.strip(" \t")
+        if spaced:  # SEMI and EQUAL allow whitespace around ";" and "="
+            name = name.strip(" \t")
+            value = value.strip(" \t")
         if token(name) is None:
             return None
-        item_value = value.strip(" \t") if eq else None
-        check = checks.get((context, name.lower()), _GENERIC)
+        item_value = value if eq else None
+        check = by_name.get(name.lower(), _GENERIC)
         if check is _GENERIC:
-            if item_value is not None and value_rule(item_value) is None:
+            if item_value is not None and generic(item_value) is None:
                 return None
         elif check is not None and item_value is not None and check[1].fullmatch(item_value) is not None:
             pass  # by name: every by-name terminal lies inside gen-value (tests/message/test_fastpath.py)
         else:
-            _check_param(sx, context, name, item_value, header)  # no value where one is due, or the reverse
+            _check_param(syntax(), context, name, item_value, header)  # a value missing, or one too many
         items.append((name, item_value))
     return Params(tuple(items))
+
+
+_PARAM_PATTERNS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any], dict[str, Any]]] = {}
+
+
+def _param_patterns(context: str) -> tuple[Callable[[str], Any], Callable[[str], Any], dict[str, Any]]:
+    """TOKEN's and gen-value's fullmatch, and the by-name checks of ``context`` by lower-case name."""
+    found = _PARAM_PATTERNS.get(context)
+    if found is None:
+        sx = syntax()
+        generic = sx.via_gen_value if context == "via" else sx.gen_value
+        by_name = {name: check for (where, name), check in sx.param_checks.items() if where == context}
+        found = _PARAM_PATTERNS[context] = (sx.token.fullmatch, generic.fullmatch, by_name)
+    return found
 
 
 _GENERIC: Any = object()
