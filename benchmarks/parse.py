@@ -10,7 +10,8 @@ and Call-ID, so the header lines that are unique per message in real traffic are
 The hot path memoises what repeats verbatim between messages of one user agent (start line, name-addrs,
 Via sent-by, whole core header lines; bounded, immutable): "warm" is that steady state; "cold" clears every
 memo before each message, the cost for a message whose every line is new. The parsers are built and the
-garbage collector frozen first, as ``sipactors.message.prepare()`` does for a server. Each figure is the median of
+garbage collector tuned first (frozen start-up objects, a higher first-generation threshold), as
+``sipactors.message.prepare()`` does for a server. Each figure is the median of
 ``--rounds`` rounds, because a shared machine's speed drifts from second to second.
 """
 

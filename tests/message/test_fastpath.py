@@ -141,3 +141,18 @@ def test_memo_stays_bounded_and_keeps_what_repeats() -> None:
         assert memo.get("to") == "Bob"  # used once per generation: never dropped
         assert len(memo) <= 200
     assert memo.get("via 0") is None
+
+
+def test_prepare_builds_the_hot_path_and_tunes_the_collector() -> None:
+    import gc
+
+    from sipactors.message import prepare
+    from sipactors.message.syntax import syntax
+
+    threshold = gc.get_threshold()
+    try:
+        prepare(freeze_gc=False, gc_threshold=12_345)
+        assert syntax.cache_info().currsize == 1
+        assert gc.get_threshold()[0] == max(12_345, threshold[0])
+    finally:
+        gc.set_threshold(*threshold)
