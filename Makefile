@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test grammar bench clean
+.PHONY: run test lint grammar bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ run: $(BIN)/.installed
 ## The whole test suite (needs ../shared beside the checkout, as in CI).
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
+
+## House style (also checked by the test suite).
+lint: $(BIN)/.installed
+	$(BIN)/python -m ruff check sipactors tests benchmarks
 
 ## Regenerate grammar/sip.lark from spec/abnf/ and grammar/sip-syntax.lark.
 grammar: $(BIN)/.installed
