@@ -159,9 +159,14 @@ class ScheduledActor(Actor):
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> ActorRef[Any]:  # type: ignore[override]
         """As pykka's, without registering in ``ActorRegistry`` (the runtime keeps its own dicts)."""
+        return cls.spawn(*args, **kwargs).actor_ref
+
+    @classmethod
+    def spawn(cls, *args: Any, **kwargs: Any) -> Any:
+        """Start an actor and return the actor itself, for the runtime that owns it (others get refs)."""
         actor = cls(*args, **kwargs)
         actor._start_actor_loop()
-        return actor.actor_ref
+        return actor
 
     @staticmethod
     def _create_actor_inbox() -> ScheduledInbox:  # type: ignore[override]

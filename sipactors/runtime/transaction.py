@@ -1,0 +1,325 @@
+"""The transaction layer (RFC 3261 §17): transaction actors, each driven by its kind's table-built machine,
+and the dispatcher that finds or creates them.
+
+Flow (DESIGN §1): bytes from a transport → ``TransactionLayer.receive`` → ``parse`` → key (§17.1.3,
+§17.2.3) → the transaction actor (created on demand for a request) → ``KindMachine.fire`` → effects,
+which the actor carries out: Send through the transport, timers on the scheduler's clock, the transaction
+user (TU) told, the actor stopped and forgotten when the machine says Terminated.
+
+* A malformed request gets a stateless ``400`` whose reason phrase is the ``ParseError``'s (§21.4.1);
+  a malformed response is dropped and logged; a request the RFCs refuse (416, 505, ...) is answered
+  statelessly with that status.
+* An actor that fails answers its request with ``500`` if it owns a server transaction that has sent no
+  final response, and stops; every other transaction runs on.
+* Every step is traced: one dict per message in or out and per transition (time, transaction, machine,
+  state before and after, event, the RFC section of the table row).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sipactors.fsm import CancelTimer, KindMachine, Send, StartTimer, Terminated, ToTU, kind_machine
+from sipactors.fsm.keys import cancel_target, client_key, server_key
+from sipactors.message import ParseError, Request, Response, parse
+from sipactors.message.build import ack_for, response_for
+from sipactors.message.headers import parse_value, spec_for
+from sipactors.message.message import split_head
+from sipactors.runtime.actor import ScheduledActor
+from sipactors.runtime.scheduler import Scheduler, TimerHandle
+
+__all__ = [
+    "Address", "Received", "TimerFired", "TransactionActor", "TransactionLayer", "TransactionUser", "Transport",
+]
+
+log = logging.getLogger("sipactors.transaction")
+
+Address = tuple[str, int]  # host, port
+
+
+class Transport(Protocol):
+    reliable: bool
+
+    def send(self, data: bytes, destination: Address) -> None: ...
+
+
+class TransactionUser(Protocol):
+    """What the layer tells the TU. Server side: ``request`` (answer with ``layer.respond(key, ...)``);
+    client side: ``response``; either side: ``timeout`` and ``transport_error``; and ``ack`` for an ACK that
+    matches no transaction (the ACK for a 2xx, end to end: RFC 3261 §17.2.3, §13.2.2.4)."""
+
+    def request(self, layer: TransactionLayer, key: Any, request: Request) -> None: ...
+
+    def response(self, layer: TransactionLayer, key: Any, response: Response) -> None: ...
+
+    def timeout(self, layer: TransactionLayer, key: Any) -> None: ...
+
+    def transport_error(self, layer: TransactionLayer, key: Any) -> None: ...
+
+    def ack(self, layer: TransactionLayer, request: Request, source: Address) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    message: Request | Response
+    source: Address
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    timer: str
+
+
+@dataclass(frozen=True, slots=True)
+class FromTU:
+    message: Request | Response
+
+
+def _response_event(kind: str, status: int, prefix: str) -> str:
+    if status < 200:
+        return f"{prefix}_1xx"
+    if kind.startswith("invite"):
+        return f"{prefix}_2xx" if status < 300 else f"{prefix}_300_699"
+    return f"{prefix}_200_699"
+
+
+class TransactionActor(ScheduledActor):
+    """One transaction: its state, its timers, and the machine of its kind."""
+
+    def __init__(self, layer: TransactionLayer, kind: str, key: Any, peer: Address) -> None:
+        super().__init__()
+        self.layer = layer
+        self.key = key
+        self.peer = peer
+        self.machine: KindMachine = layer.machines[kind]
+        self.tx = self.machine.new(layer.transport.reliable)
+        self.timers: dict[str, TimerHandle] = {}
+        self.final_sent = False
+
+    # -- events ---------------------------------------------------------------------------------
+    def on_receive(self, event: Any) -> None:
+        kind = self.machine.name
+        if isinstance(event, Received):
+            message = event.message
+            if isinstance(message, Request):
+                name = "recv_ack" if message.method == "ACK" else ("recv_invite" if kind == "invite_server" else "recv_request")
+            else:
+                name = _response_event(kind, message.status, "recv")
+            self.step(name, message)
+        elif isinstance(event, TimerFired):
+            self.timers.pop(event.timer, None)
+            self.step(f"timer_{event.timer.lower()}", None)
+        elif isinstance(event, FromTU):
+            message = event.message
+            if isinstance(message, Request):
+                self.step("tu_request", message)
+            else:
+                if message.status >= 200:
+                    self.final_sent = True
+                self.step(_response_event(kind, message.status, "tu"), message)
+        elif event == "transport_error":
+            self.step("transport_error", None)
+
+    def step(self, event: str, message: Any) -> None:
+        before = self.tx.state
+        effects = self.machine.fire(self.tx, event, message)
+        decision = self.machine.decision(before, event)
+        rfc = decision["rows"][0]["rfc"] if decision["kind"] == "rows" else decision["rfc"]
+        self.layer.emit(
+            {"type": "transition", "transaction": repr(self.key), "machine": self.machine.name, "event": event,
+             "before": before, "after": self.tx.state, "decision": decision["kind"], "rfc": rfc}
+        )
+        for effect in effects:
+            self.apply(effect)
+
+    # -- effects --------------------------------------------------------------------------------
+    def apply(self, effect: Any) -> None:
+        layer = self.layer
+        if isinstance(effect, Send):
+            if effect.what == "request":
+                layer.send(effect.message, self.peer)
+            elif effect.what == "ack":
+                layer.send(ack_for(self.tx.request, effect.message), self.peer)
+            elif effect.what == "100":
+                layer.send(response_for(self.tx.request, 100), self.peer)
+            else:
+                layer.send(effect.message, self.peer)
+        elif isinstance(effect, StartTimer):
+            running = self.timers.pop(effect.timer, None)
+            if running is not None:
+                running.cancel()
+            ref, timer = self.actor_ref, effect.timer
+            self.timers[timer] = self._scheduler.call_later(effect.delay, lambda: _tell(ref, TimerFired(timer)))
+        elif isinstance(effect, CancelTimer):
+            running = self.timers.pop(effect.timer, None)
+            if running is not None:
+                running.cancel()
+        elif isinstance(effect, ToTU):
+            if effect.what == "message":
+                if isinstance(effect.message, Request):
+                    if effect.message.method == "ACK":
+                        layer.tu.ack(layer, effect.message, self.peer)
+                    else:
+                        layer.tu.request(layer, self.key, effect.message)
+                else:
+                    layer.tu.response(layer, self.key, effect.message)
+            elif effect.what == "timeout":
+                layer.tu.timeout(layer, self.key)
+            else:
+                layer.tu.transport_error(layer, self.key)
+        elif isinstance(effect, Terminated):
+            for handle in self.timers.values():
+                handle.cancel()
+            self.timers.clear()
+            layer.forget(self.key, self)
+            self.stop()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        """Contain the failure: answer 500 where a server transaction owes a final response (DESIGN §3)."""
+        request = self.tx.request
+        if self.machine.name.endswith("server") and isinstance(request, Request) and not self.final_sent:
+            if request.method != "ACK":
+                self.layer.send(response_for(request, 500, "Server Internal Error"), self.peer)
+        for handle in self.timers.values():
+            handle.cancel()
+        self.layer.forget(self.key, self)
+
+
+def _tell(ref: Any, message: Any) -> None:
+    if ref.is_alive():
+        ref.tell(message)
+
+
+class TransactionLayer:
+    """Dispatch by transaction key; the transaction actors are kept in this layer's dicts."""
+
+    def __init__(
+        self, transport: Transport, tu: TransactionUser, scheduler: Scheduler,
+        machines: dict[str, KindMachine] | None = None, trace: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.tu = tu
+        self.scheduler = scheduler
+        self.machines = machines or {name: kind_machine(name) for name in
+                                     ("invite_client", "non_invite_client", "invite_server", "non_invite_server")}
+        self.server: dict[Any, TransactionActor] = {}
+        self.client: dict[Any, TransactionActor] = {}
+        self._trace = trace
+
+    def emit(self, record: dict[str, Any]) -> None:
+        if self._trace is not None:
+            self._trace({"time": self.scheduler.now(), **record})
+
+    # -- network side ---------------------------------------------------------------------------
+    def receive(self, data: bytes, source: Address) -> None:
+        self.emit({"type": "in", "source": list(source), "bytes": len(data)})
+        try:
+            message = parse(data, stream=self.transport.reliable)
+        except ParseError as error:
+            self._malformed(data, source, error)
+            return
+        if isinstance(message, Response):
+            self._response(message, source)
+        else:
+            self._request(message, source)
+
+    def _malformed(self, data: bytes, source: Address, error: ParseError) -> None:
+        if data[:4].upper() == b"SIP/":
+            log.warning("dropped a malformed response from %s: %s", source, error.reason_phrase)
+            return
+        answer = stateless_400(data, error.reason_phrase)
+        if answer is None:
+            log.warning("dropped a malformed request from %s (no Via to answer to): %s", source, error.reason_phrase)
+            return
+        self.transport.send(answer, source)
+        self.emit({"type": "out", "destination": list(source), "status": 400, "reason": error.reason_phrase})
+
+    def _request(self, request: Request, source: Address) -> None:
+        if request.refusal is not None and request.method != "ACK":
+            refusal = request.refusal
+            self.send(response_for(request, refusal.status, refusal.reason), source)
+            return
+        key = server_key(request)
+        actor = self.server.get(key)
+        if actor is not None:
+            actor.actor_ref.tell(Received(request, source))
+            return
+        if request.method == "ACK":
+            self.tu.ack(self, request, source)  # the ACK for a 2xx: no transaction (§17.2.3)
+            return
+        kind = "invite_server" if request.method == "INVITE" else "non_invite_server"
+        actor = self._spawn(self.server, kind, key, source)
+        actor.actor_ref.tell(Received(request, source))
+
+    def _response(self, response: Response, source: Address) -> None:
+        key = client_key(response)
+        actor = self.client.get(key) if key is not None else None
+        if actor is None:
+            log.info("a response matching no transaction from %s: dropped (RFC 6026 §7.2)", source)
+            self.emit({"type": "stray", "source": list(source), "status": response.status})
+            return
+        actor.actor_ref.tell(Received(response, source))
+
+    # -- TU side --------------------------------------------------------------------------------
+    def respond(self, key: Any, response: Response) -> None:
+        """The TU's response for the server transaction ``key``."""
+        actor = self.server.get(key)
+        if actor is not None:
+            actor.actor_ref.tell(FromTU(response))
+
+    def send_request(self, request: Request, destination: Address) -> Any:
+        """Start a client transaction for ``request`` (its top Via carries the branch); its key."""
+        key = client_key(request)
+        kind = "invite_client" if request.method == "INVITE" else "non_invite_client"
+        actor = self._spawn(self.client, kind, key, destination)
+        actor.actor_ref.tell(FromTU(request))
+        return key
+
+    def cancel_target(self, cancel: Request) -> Any:
+        """The key of the INVITE server transaction a CANCEL refers to (§9.2), if it exists."""
+        key = cancel_target(cancel)
+        return key if key in self.server else None
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _spawn(self, table: dict[Any, TransactionActor], kind: str, key: Any, peer: Address) -> TransactionActor:
+        actor: TransactionActor = TransactionActor.spawn(self, kind, key, peer)
+        table[key] = actor
+        return actor
+
+    def forget(self, key: Any, actor: TransactionActor) -> None:
+        for table in (self.server, self.client):
+            if table.get(key) is actor:
+                del table[key]
+
+    def send(self, message: Request | Response, destination: Address) -> None:
+        data = bytes(message)
+        self.transport.send(data, destination)
+        what = message.status if isinstance(message, Response) else message.method
+        self.emit({"type": "out", "destination": list(destination), "message": what})
+
+
+def stateless_400(data: bytes, reason: str) -> bytes | None:
+    """A 400 for a request that does not parse, copying the lines a response needs as they came (§8.2.6.2:
+    Via, From, To, Call-ID, CSeq); None when there is no Via line to answer along."""
+    try:
+        head = split_head(data)
+    except ParseError:
+        return None
+    lines = []
+    for name, value, raw in head.headers:
+        spec = spec_for(name)
+        if spec is None or spec.name not in ("Via", "From", "To", "Call-ID", "CSeq"):
+            continue
+        if spec.name != "Via":  # the Via lines go back as they came; the others only if well formed
+            try:
+                parse_value(spec, value)
+            except ParseError:
+                continue
+        lines.append(raw)
+    if not any(spec_for(raw.split(":", 1)[0].strip()) is spec_for("Via") for raw in lines):
+        return None
+    text = "\r\n".join([f"SIP/2.0 400 {reason}", *lines, "Content-Length: 0", "", ""])
+    return text.encode("latin-1", errors="replace")

@@ -1,0 +1,172 @@
+"""The transaction layer in simulation: server transactions answer, absorb and retransmit on the virtual
+clock as their tables say (RFC 3261 §17.2, RFC 6026), malformed input gets its 400 or is dropped, and a
+failing transaction user costs only its own transaction a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sipactors.message import Request, Response, parse
+from sipactors.message.build import response_for
+from sipactors.runtime import ManualScheduler, set_default_scheduler
+from sipactors.runtime.transaction import Address, TransactionLayer
+
+PEER: Address = ("192.0.2.10", 5060)
+
+
+class Wire:
+    reliable = False
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Address]] = []
+
+    def send(self, data: bytes, destination: Address) -> None:
+        self.sent.append((data, destination))
+
+    def statuses(self) -> list[int]:
+        return [parse(data).status for data, _ in self.sent if data.startswith(b"SIP/2.0")]
+
+
+class User:
+    """A TU that answers OPTIONS with 200, INVITE with whatever ``invite_status`` says, and fails on BOOM."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.acks: list[Request] = []
+        self.invite_status = 486
+        self.events: list[tuple[str, Any]] = []
+
+    def request(self, layer: TransactionLayer, key: Any, request: Request) -> None:
+        self.requests.append(request)
+        if request.method == "BOOM":
+            raise RuntimeError("the TU failed")
+        status = self.invite_status if request.method == "INVITE" else 200
+        layer.respond(key, response_for(request, status, to_tag="t1"))
+
+    def response(self, layer: TransactionLayer, key: Any, response: Response) -> None:
+        self.events.append(("response", response.status))
+
+    def timeout(self, layer: TransactionLayer, key: Any) -> None:
+        self.events.append(("timeout", key))
+
+    def transport_error(self, layer: TransactionLayer, key: Any) -> None:
+        self.events.append(("transport_error", key))
+
+    def ack(self, layer: TransactionLayer, request: Request, source: Address) -> None:
+        self.acks.append(request)
+
+
+def _request(method: str, branch: str = "z9hG4bK1", to_tag: str = "") -> bytes:
+    return (
+        f"{method} sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch={branch}\r\n"
+        f"Max-Forwards: 70\r\nTo: <sip:bob@example.com>{to_tag}\r\nFrom: <sip:alice@example.com>;tag=a1\r\n"
+        f"Call-ID: c-{branch}\r\nCSeq: 1 {'INVITE' if method == 'ACK' else method}\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def world() -> tuple[ManualScheduler, Wire, User, TransactionLayer, list[dict[str, Any]]]:
+    scheduler = ManualScheduler(seed=3)
+    set_default_scheduler(scheduler)
+    wire, user, trace = Wire(), User(), []
+    layer = TransactionLayer(wire, user, scheduler, trace=trace.append)
+    yield scheduler, wire, user, layer, trace
+    set_default_scheduler(None)
+
+
+def test_options_is_answered_and_its_retransmission_gets_the_same_200_until_timer_j(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    layer.receive(_request("OPTIONS"), PEER)
+    scheduler.run_until_idle()
+    assert wire.statuses() == [200] and len(user.requests) == 1
+    layer.receive(_request("OPTIONS"), PEER)  # a retransmission: not to the TU, the 200 again
+    scheduler.run_until_idle()
+    assert wire.statuses() == [200, 200] and len(user.requests) == 1
+    scheduler.advance(32_000)  # Timer J = 64*T1 on UDP
+    assert layer.server == {}
+    assert any(r.get("event") == "timer_j" and r["after"] == "terminated" for r in trace)
+
+
+def test_invite_rejected_retransmits_on_timer_g_until_the_ack(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    layer.receive(_request("INVITE"), PEER)
+    scheduler.run_until_idle()
+    assert wire.statuses() == [100, 486]
+    scheduler.advance(500 + 1000 + 2000)  # Timer G: 500, 1000, 2000 ms
+    assert wire.statuses() == [100, 486, 486, 486, 486]
+    layer.receive(_request("ACK", to_tag=";tag=t1"), PEER)  # the ACK for the 486 matches the INVITE
+    scheduler.run_until_idle()
+    scheduler.advance(4000)
+    assert wire.statuses() == [100, 486, 486, 486, 486] and user.acks == []
+    scheduler.advance(5000)  # Timer I = T4
+    assert layer.server == {}
+
+
+def test_invite_retransmission_after_the_2xx_is_absorbed_rfc6026(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    user.invite_status = 200
+    layer.receive(_request("INVITE"), PEER)
+    scheduler.run_until_idle()
+    assert wire.statuses() == [100, 200]
+    layer.receive(_request("INVITE"), PEER)  # the race: a retransmission that crossed the 200
+    scheduler.run_until_idle()
+    assert wire.statuses() == [100, 200] and len(user.requests) == 1
+    layer.receive(_request("ACK", branch="z9hG4bK1", to_tag=";tag=t1"), PEER)  # in Accepted: to the TU
+    scheduler.run_until_idle()
+    assert len(user.acks) == 1
+    scheduler.advance(32_000)  # Timer L
+    assert layer.server == {}
+
+
+def test_malformed_request_gets_400_naming_the_problem_and_a_malformed_response_is_dropped(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    layer.receive(_request("OPTIONS").replace(b"CSeq: 1 OPTIONS", b"CSeq: one OPTIONS"), PEER)
+    (answer, destination), = wire.sent
+    assert answer.startswith(b"SIP/2.0 400 Bad CSeq header") and destination == PEER
+    assert parse(answer).call_id == "c-z9hG4bK1"
+    layer.receive(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nCSeq: x\r\n\r\n", PEER)
+    assert len(wire.sent) == 1
+
+
+def test_a_request_the_rfc_refuses_gets_its_status(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    layer.receive(_request("OPTIONS").replace(b"OPTIONS sip:bob@example.com", b"OPTIONS mailto:bob@example.com"), PEER)
+    assert wire.statuses() == [416] and user.requests == []
+
+
+def test_a_failing_tu_costs_only_its_transaction_a_500(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    layer.receive(_request("BOOM", branch="z9hG4bKb"), PEER)
+    layer.receive(_request("OPTIONS", branch="z9hG4bKo"), PEER)
+    scheduler.run_until_idle()
+    assert sorted(wire.statuses()) == [200, 500]
+    assert scheduler.failures == 1 and list(layer.server) != []
+    layer.receive(_request("OPTIONS", branch="z9hG4bKp"), PEER)
+    scheduler.run_until_idle()
+    assert wire.statuses().count(200) == 2
+
+
+def test_client_transaction_retransmits_and_times_out_on_the_virtual_clock(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    request = parse(_request("OPTIONS", branch="z9hG4bKc"))
+    key = layer.send_request(request, ("192.0.2.20", 5060))
+    scheduler.run_until_idle()
+    assert len(wire.sent) == 1
+    scheduler.advance(500 + 1000 + 2000 + 4000)  # Timer E: 500, 1000, 2000, 4000 (T2) ms
+    assert len(wire.sent) == 5
+    scheduler.advance(32_000)  # Timer F = 64*T1
+    assert ("timeout", key) in user.events and layer.client == {}
+
+
+def test_client_transaction_passes_responses_to_the_tu(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    request = parse(_request("OPTIONS", branch="z9hG4bKd"))
+    layer.send_request(request, ("192.0.2.20", 5060))
+    scheduler.run_until_idle()
+    layer.receive(bytes(response_for(request, 200, to_tag="x")), ("192.0.2.20", 5060))
+    scheduler.run_until_idle()
+    layer.receive(bytes(response_for(request, 200, to_tag="x")), ("192.0.2.20", 5060))  # absorbed
+    scheduler.run_until_idle()
+    assert user.events == [("response", 200)]
