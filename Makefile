@@ -11,9 +11,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-## The main job. Until `sipactors serve` lands (issue 3) it parses a sample INVITE and shows its structure.
+## The main job: the SIP server on 127.0.0.1:5060, UDP and TCP (stop with Ctrl-C).
 run: $(BIN)/.installed
-	$(BIN)/sipactors check examples/invite.sip
+	$(BIN)/sipactors serve
 
 ## The whole test suite (needs ../shared beside the checkout, as in CI).
 test: $(BIN)/.installed

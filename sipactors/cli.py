@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +27,15 @@ def _parser() -> argparse.ArgumentParser:
         help="validate only the core headers (as a server does before dispatch); others stay unchecked",
     )
     check.add_argument("--json", action="store_true", help="print the structure as JSON")
+    serve = commands.add_parser(
+        "serve", help="run the SIP server (UDP and TCP on 127.0.0.1:5060 unless told otherwise)",
+        description="Run the SIP server: UDP and TCP listeners, every transaction an actor driven by its "
+        "RFC 3261 table. Stops cleanly on SIGINT or SIGTERM.",
+    )
+    serve.add_argument("--host", help="address to listen on, for UDP and TCP (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on, for UDP and TCP (default 5060; 0: any free)")
+    serve.add_argument("--config", type=Path, help="TOML configuration file (see examples/sipactors.toml)")
+    serve.add_argument("--trace", help="write every message and state transition as JSON lines to this file")
     color = check.add_mutually_exclusive_group()
     color.add_argument("--color", dest="color", action="store_true", default=None, help="force colour")
     color.add_argument("--no-color", dest="color", action="store_false", help="no colour")
@@ -34,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        from sipactors.server import load_config, serve
+
+        return serve(load_config(args.config, args.host, args.port, args.trace))
     if args.command == "check":
         from sipactors.check import run_check
 

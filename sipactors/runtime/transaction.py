@@ -18,6 +18,7 @@ user (TU) told, the actor stopped and forgotten when the machine says Terminated
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,9 +28,10 @@ from sipactors.fsm.keys import cancel_target, client_key, server_key
 from sipactors.message import ParseError, Request, Response, parse
 from sipactors.message.build import ack_for, response_for
 from sipactors.message.headers import parse_value, spec_for
-from sipactors.message.message import split_head
+from sipactors.message.message import HeaderField, split_head
 from sipactors.runtime.actor import ScheduledActor
 from sipactors.runtime.scheduler import Scheduler, TimerHandle
+from sipactors.transport import response_destination
 
 __all__ = [
     "Address", "Received", "TimerFired", "TransactionActor", "TransactionLayer", "TransactionUser", "Transport",
@@ -89,13 +91,14 @@ def _response_event(kind: str, status: int, prefix: str) -> str:
 class TransactionActor(ScheduledActor):
     """One transaction: its state, its timers, and the machine of its kind."""
 
-    def __init__(self, layer: TransactionLayer, kind: str, key: Any, peer: Address) -> None:
+    def __init__(self, layer: TransactionLayer, kind: str, key: Any, peer: Address, transport: Transport) -> None:
         super().__init__()
         self.layer = layer
         self.key = key
         self.peer = peer
+        self.transport = transport
         self.machine: KindMachine = layer.machines[kind]
-        self.tx = self.machine.new(layer.transport.reliable)
+        self.tx = self.machine.new(transport.reliable)
         self.timers: dict[str, TimerHandle] = {}
         self.final_sent = False
 
@@ -139,14 +142,13 @@ class TransactionActor(ScheduledActor):
     def apply(self, effect: Any) -> None:
         layer = self.layer
         if isinstance(effect, Send):
-            if effect.what == "request":
-                layer.send(effect.message, self.peer)
-            elif effect.what == "ack":
-                layer.send(ack_for(self.tx.request, effect.message), self.peer)
+            if effect.what == "ack":
+                message = ack_for(self.tx.request, effect.message)
             elif effect.what == "100":
-                layer.send(response_for(self.tx.request, 100), self.peer)
+                message = response_for(self.tx.request, 100)
             else:
-                layer.send(effect.message, self.peer)
+                message = effect.message
+            layer.send(message, self.peer, self.transport)
         elif isinstance(effect, StartTimer):
             running = self.timers.pop(effect.timer, None)
             if running is not None:
@@ -182,7 +184,7 @@ class TransactionActor(ScheduledActor):
         request = self.tx.request
         if self.machine.name.endswith("server") and isinstance(request, Request) and not self.final_sent:
             if request.method != "ACK":
-                self.layer.send(response_for(request, 500, "Server Internal Error"), self.peer)
+                self.layer.send(response_for(request, 500, "Server Internal Error"), self.peer, self.transport)
         for handle in self.timers.values():
             handle.cancel()
         self.layer.forget(self.key, self)
@@ -214,19 +216,21 @@ class TransactionLayer:
             self._trace({"time": self.scheduler.now(), **record})
 
     # -- network side ---------------------------------------------------------------------------
-    def receive(self, data: bytes, source: Address) -> None:
+    def receive(self, data: bytes, source: Address, transport: Transport | None = None) -> None:
+        """A message from ``source`` over ``transport`` (the layer's default when None)."""
+        transport = transport or self.transport
         self.emit({"type": "in", "source": list(source), "bytes": len(data)})
         try:
-            message = parse(data, stream=self.transport.reliable)
+            message = parse(data, stream=transport.reliable)
         except ParseError as error:
-            self._malformed(data, source, error)
+            self._malformed(data, source, error, transport)
             return
         if isinstance(message, Response):
             self._response(message, source)
         else:
-            self._request(message, source)
+            self._request(message, source, transport)
 
-    def _malformed(self, data: bytes, source: Address, error: ParseError) -> None:
+    def _malformed(self, data: bytes, source: Address, error: ParseError, transport: Transport) -> None:
         if data[:4].upper() == b"SIP/":
             log.warning("dropped a malformed response from %s: %s", source, error.reason_phrase)
             return
@@ -234,13 +238,15 @@ class TransactionLayer:
         if answer is None:
             log.warning("dropped a malformed request from %s (no Via to answer to): %s", source, error.reason_phrase)
             return
-        self.transport.send(answer, source)
+        transport.send(answer, source)
         self.emit({"type": "out", "destination": list(source), "status": 400, "reason": error.reason_phrase})
 
-    def _request(self, request: Request, source: Address) -> None:
+    def _request(self, request: Request, source: Address, transport: Transport) -> None:
         if request.refusal is not None and request.method != "ACK":
             refusal = request.refusal
-            self.send(response_for(request, refusal.status, refusal.reason), source)
+            _stamp_via(request, source)
+            peer = source if transport.reliable else response_destination(request.via[0], source)
+            self.send(response_for(request, refusal.status, refusal.reason), peer, transport)
             return
         key = server_key(request)
         actor = self.server.get(key)
@@ -251,7 +257,9 @@ class TransactionLayer:
             self.tu.ack(self, request, source)  # the ACK for a 2xx: no transaction (§17.2.3)
             return
         kind = "invite_server" if request.method == "INVITE" else "non_invite_server"
-        actor = self._spawn(self.server, kind, key, source)
+        _stamp_via(request, source)
+        peer = source if transport.reliable else response_destination(request.via[0], source)
+        actor = self._spawn(self.server, kind, key, peer, transport)
         actor.actor_ref.tell(Received(request, source))
 
     def _response(self, response: Response, source: Address) -> None:
@@ -274,9 +282,13 @@ class TransactionLayer:
         """Start a client transaction for ``request`` (its top Via carries the branch); its key."""
         key = client_key(request)
         kind = "invite_client" if request.method == "INVITE" else "non_invite_client"
-        actor = self._spawn(self.client, kind, key, destination)
+        actor = self._spawn(self.client, kind, key, destination, self.transport)
         actor.actor_ref.tell(FromTU(request))
         return key
+
+    def new_tag(self) -> str:
+        """A To tag (RFC 3261 §19.3: at least 32 bits of randomness)."""
+        return secrets.token_hex(6)
 
     def cancel_target(self, cancel: Request) -> Any:
         """The key of the INVITE server transaction a CANCEL refers to (§9.2), if it exists."""
@@ -284,8 +296,10 @@ class TransactionLayer:
         return key if key in self.server else None
 
     # -- plumbing -------------------------------------------------------------------------------
-    def _spawn(self, table: dict[Any, TransactionActor], kind: str, key: Any, peer: Address) -> TransactionActor:
-        actor: TransactionActor = TransactionActor.spawn(self, kind, key, peer)
+    def _spawn(
+        self, table: dict[Any, TransactionActor], kind: str, key: Any, peer: Address, transport: Transport,
+    ) -> TransactionActor:
+        actor: TransactionActor = TransactionActor.spawn(self, kind, key, peer, transport)
         table[key] = actor
         return actor
 
@@ -294,14 +308,33 @@ class TransactionLayer:
             if table.get(key) is actor:
                 del table[key]
 
-    def send(self, message: Request | Response, destination: Address) -> None:
+    def send(self, message: Request | Response, destination: Address, transport: Transport | None = None) -> None:
         data = bytes(message)
-        self.transport.send(data, destination)
+        (transport or self.transport).send(data, destination)
         what = message.status if isinstance(message, Response) else message.method
         self.emit({"type": "out", "destination": list(destination), "message": what})
 
 
-def stateless_400(data: bytes, reason: str) -> bytes | None:
+def _stamp_via(request: Request, source: Address) -> None:
+    """RFC 3261 §18.2.1 and RFC 3581 §4: the top Via gets ``received`` when its sent-by is not the address
+    the request came from, and ``rport`` the source port when the client asked for it."""
+    fields = request.get_fields("Via")
+    vias = list(fields[0].parsed)
+    top = vias[0]
+    params = top.params
+    if top.host.strip("[]").lower() != source[0].lower():
+        params = params.replace("received", source[0])
+    if "rport" in params and params.get("rport") is None:
+        params = params.replace("rport", str(source[1]))
+    if params is top.params:
+        return
+    vias[0] = top.with_params(params)
+    stamped = HeaderField("Via", ", ".join(via.render() for via in vias), None, vias)
+    request.fields[request.fields.index(fields[0])] = stamped
+    request._index = None
+
+
+def stateless_400(data: bytes, reason: str, status: int = 400) -> bytes | None:
     """A 400 for a request that does not parse, copying the lines a response needs as they came (§8.2.6.2:
     Via, From, To, Call-ID, CSeq); None when there is no Via line to answer along."""
     try:
@@ -321,5 +354,5 @@ def stateless_400(data: bytes, reason: str) -> bytes | None:
         lines.append(raw)
     if not any(spec_for(raw.split(":", 1)[0].strip()) is spec_for("Via") for raw in lines):
         return None
-    text = "\r\n".join([f"SIP/2.0 400 {reason}", *lines, "Content-Length: 0", "", ""])
+    text = "\r\n".join([f"SIP/2.0 {status} {reason}", *lines, "Content-Length: 0", "", ""])
     return text.encode("latin-1", errors="replace")

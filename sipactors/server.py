@@ -1,0 +1,146 @@
+"""``sipactors serve``: UDP and TCP listeners, the transaction layer on a scheduler thread, and the core TU.
+
+Start-up builds the parsers and tunes the garbage collector (``sipactors.message.prepare``), prints a
+banner naming every listener, and runs until SIGINT or SIGTERM, then closes the sockets and stops the
+scheduler. ``--trace FILE`` writes one JSON line per message in or out and per state transition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from sipactors import __version__
+from sipactors.message import prepare
+from sipactors.roles.core import ALLOW, Core
+from sipactors.runtime import ThreadScheduler, set_default_scheduler
+from sipactors.runtime.transaction import TransactionLayer, stateless_400
+from sipactors.transport import Address, TcpTransport, UdpTransport
+
+__all__ = ["ServerConfig", "load_config", "serve"]
+
+log = logging.getLogger("sipactors.server")
+
+
+@dataclass
+class ServerConfig:
+    """What ``serve`` needs; every field has a default so that no configuration file is needed."""
+
+    listeners: list[tuple[str, str, int]] = field(default_factory=lambda: [("udp", "127.0.0.1", 5060), ("tcp", "127.0.0.1", 5060)])
+    trace: str | None = None
+    server_name: str = f"sipactors/{__version__}"
+
+
+def load_config(path: Path | None, host: str | None, port: int | None, trace: str | None) -> ServerConfig:
+    """The configuration file (TOML), then the command line: ``--host``/``--port`` bind both transports."""
+    config = ServerConfig()
+    if path is not None:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        server = data.get("server", {})
+        listeners = data.get("listen", [])
+        if listeners:
+            config.listeners = [(str(item.get("transport", "udp")).lower(), str(item.get("host", "127.0.0.1")), int(item.get("port", 5060))) for item in listeners]
+        config.trace = server.get("trace", config.trace)
+        config.server_name = server.get("name", config.server_name)
+    if host is not None or port is not None:
+        config.listeners = [
+            (transport, host if host is not None else old_host, port if port is not None else old_port)
+            for transport, old_host, old_port in config.listeners
+        ]
+    if trace is not None:
+        config.trace = trace
+    return config
+
+
+class _Trace:
+    def __init__(self, out: TextIO | None) -> None:
+        self.out = out
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if self.out is not None:
+            self.out.write(json.dumps(record, default=str) + "\n")
+            self.out.flush()
+
+
+async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    scheduler = ThreadScheduler()
+    set_default_scheduler(scheduler)
+    trace_file = open(config.trace, "a", encoding="utf-8") if config.trace else None  # noqa: SIM115 - closed below
+    tu = Core(config.server_name)
+    layer: TransactionLayer | None = None
+
+    def deliver(data: bytes, source: Address, transport: Any) -> None:
+        assert layer is not None
+        scheduler.call_later(0, lambda: layer.receive(data, source, transport))
+
+    def too_large(data: bytes, source: Address, transport: Any) -> None:
+        answer = stateless_400(data[: 64 * 1024], "Message Too Large", 513)
+        if answer is not None:
+            transport.send(answer, source)
+
+    def refuse(head: bytes, reason: str) -> bytes | None:
+        return stateless_400(head, reason) if head else None
+
+    servers: list[Any] = []
+    banner: list[str] = []
+    udp: UdpTransport | None = None
+    chosen_port: int | None = None
+    for transport_name, host, port in sorted(config.listeners, key=lambda item: item[0] != "udp"):
+        if port == 0 and chosen_port is not None:
+            port = chosen_port  # --port 0: TCP takes the port the OS gave UDP
+        if transport_name == "udp":
+            protocol = UdpTransport(loop, deliver, too_large)
+            udp = udp or protocol  # the first UDP listener is the layer's default transport
+            endpoint, _ = await loop.create_datagram_endpoint(lambda p=protocol: p, local_addr=(host, port))
+            servers.append(endpoint)
+            bound = endpoint.get_extra_info("sockname")
+        elif transport_name == "tcp":
+            tcp = TcpTransport(loop, deliver, refuse)
+            server = await asyncio.start_server(tcp.handle, host, port, limit=16_384 * 2)
+            servers.append(server)
+            bound = server.sockets[0].getsockname()
+        else:
+            raise SystemExit(f"sipactors serve: unknown transport {transport_name!r} (udp or tcp)")
+        chosen_port = chosen_port or bound[1]
+        banner.append(f"listening on {transport_name} {bound[0]}:{bound[1]}")
+    if udp is None:
+        raise SystemExit("sipactors serve: at least one UDP listener is needed (it is the layer's default)")
+    layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file))
+    prepare()
+    print(f"sipactors {__version__}: a SIP server (RFC 3261); answering OPTIONS; other methods get 405/501", flush=True)
+    for line in banner:
+        print(line, flush=True)
+    print(f"allow: {', '.join(ALLOW)}; trace: {config.trace or 'off'}; stop with Ctrl-C or SIGTERM", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        print("sipactors: stopping", flush=True)
+        for server in servers:
+            server.close()
+        scheduler.stop()
+        set_default_scheduler(None)
+        if trace_file is not None:
+            trace_file.close()
+
+
+def serve(config: ServerConfig) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        asyncio.run(_run(config))
+    except OSError as error:
+        print(f"sipactors serve: {error}", file=sys.stderr)
+        return 1
+    return 0

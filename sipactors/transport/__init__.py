@@ -1,0 +1,140 @@
+"""Transports (RFC 3261 §18) on asyncio: UDP and TCP, with the limits a server needs against abusive peers.
+
+The asyncio loop owns the sockets; the transaction layer runs on the scheduler's worker thread. Bytes that
+arrive are handed to the layer through the scheduler (``call_later(0, ...)``), so the layer and its actors
+only ever run on that thread; bytes to send are handed back to the loop with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sipactors.message import Via
+from sipactors.message.message import split_head
+
+__all__ = ["Limits", "TcpTransport", "UdpTransport", "response_destination"]
+
+log = logging.getLogger("sipactors.transport")
+
+Address = tuple[str, int]
+Deliver = Callable[[bytes, Address, Any], None]
+
+
+class Limits:
+    """Message-size and idle limits (RFC 3261 §18.1.1 notes 1300 octets for UDP paths; we accept more)."""
+
+    max_datagram = 16_384  # a larger UDP message is answered 513 (RFC 3261 §21.5.9)
+    max_head = 32_768  # TCP: octets before the empty line
+    max_body = 1_048_576  # TCP: Content-Length above this closes the connection
+    idle_seconds = 120.0  # TCP: a connection silent this long is closed
+
+
+def response_destination(via: Via, source: Address) -> Address:
+    """Where a response goes over UDP (RFC 3261 §18.2.2, RFC 3581 §4): the source port when the Via asks
+    for rport, else the sent-by port (5060 by default), at the address the request came from."""
+    if "maddr" in via.params:
+        return (via.params.get("maddr") or source[0], via.port or 5060)
+    if "rport" in via.params:
+        return source
+    return (source[0], via.port or 5060)
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    reliable = False
+    name = "UDP"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Deliver, too_large: Deliver) -> None:
+        self.loop = loop
+        self.deliver = deliver
+        self.too_large = too_large
+        self.socket: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.socket = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        source = (str(addr[0]), int(addr[1]))
+        if len(data) > Limits.max_datagram:
+            self.too_large(data, source, self)
+            return
+        if not data.strip(b"\r\n"):
+            return  # a keep-alive (RFC 5626 §3.5.1 CRLF): nothing to answer
+        self.deliver(data, source, self)
+
+    def send(self, data: bytes, destination: Address) -> None:
+        if self.socket is not None:
+            self.loop.call_soon_threadsafe(self.socket.sendto, data, destination)
+
+
+class TcpTransport:
+    """A listening TCP socket; messages are framed by Content-Length (RFC 3261 §18.3), and responses go
+    back over the connection the request came on (§18.2.2)."""
+
+    reliable = True
+    name = "TCP"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Deliver, refuse: Callable[[bytes, str], bytes | None]) -> None:
+        self.loop = loop
+        self.deliver = deliver
+        self.refuse = refuse  # (bytes so far, reason) -> a 400 to send before closing, if one can be built
+        self.connections: dict[Address, asyncio.StreamWriter] = {}
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        source = (str(peer[0]), int(peer[1]))
+        self.connections[source] = writer
+        try:
+            while True:
+                problem = await self._one_message(reader, source, writer)
+                if problem is not None:
+                    break
+        finally:
+            self.connections.pop(source, None)
+            writer.close()
+
+    async def _one_message(self, reader: asyncio.StreamReader, source: Address, writer: asyncio.StreamWriter) -> str | None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), Limits.idle_seconds)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return "closed"
+        except TimeoutError:
+            return "idle"
+        except asyncio.LimitOverrunError:
+            self._refuse(b"", "Message header too large", writer)
+            return "too large"
+        stripped = head.lstrip(b"\r\n")
+        if not stripped:
+            return None  # CRLF keep-alives between messages
+        try:
+            headers = split_head(stripped, stream=True).headers
+        except Exception:  # a head we cannot even split: the layer words the 400
+            headers = []
+        lengths = [value for name, value, _ in headers if name.lower() in ("content-length", "l")]
+        if len(lengths) != 1 or not lengths[0].isdigit():
+            self._refuse(stripped, "Missing or bad Content-Length on a stream transport", writer)
+            return "framing"
+        length = int(lengths[0])
+        if length > Limits.max_body:
+            self._refuse(stripped, "Message body too large", writer)
+            return "too large"
+        try:
+            body = await asyncio.wait_for(reader.readexactly(length), Limits.idle_seconds)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            return "closed"
+        self.deliver(stripped + body, source, self)
+        return None
+
+    def _refuse(self, head: bytes, reason: str, writer: asyncio.StreamWriter) -> None:
+        answer = self.refuse(head, reason)
+        if answer is not None:
+            writer.write(answer)
+
+    def send(self, data: bytes, destination: Address) -> None:
+        writer = self.connections.get(destination)
+        if writer is None:
+            log.warning("no TCP connection to %s for a response: dropped", destination)
+            return
+        self.loop.call_soon_threadsafe(writer.write, data)

@@ -1,0 +1,103 @@
+"""``sipactors serve`` over real sockets on 127.0.0.1: OPTIONS over UDP and TCP, a malformed request, an
+oversized one, a known-but-unoffered method, a trace file, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sipactors.message import parse
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _options(branch: str, port: int, transport: str = "UDP", method: str = "OPTIONS") -> bytes:
+    return (
+        f"{method} sip:ping@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport} 127.0.0.1:{port};branch=z9hG4bK{branch};rport\r\n"
+        f"Max-Forwards: 70\r\nTo: <sip:ping@127.0.0.1>\r\nFrom: <sip:test@127.0.0.1>;tag=t{branch}\r\n"
+        f"Call-ID: {branch}@test\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen[str]]]:
+    trace = tmp_path / "trace.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sipactors", "serve", "--host", "127.0.0.1", "--port", "0", "--trace", str(trace)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    port = 0
+    for _ in range(5):  # the banner: a title line, then one line per listener
+        line = process.stdout.readline()
+        if line.startswith("listening on udp"):
+            port = int(line.rsplit(":", 1)[1])
+        if line.startswith("allow:"):
+            break
+    assert port, "no UDP listener in the banner"
+    yield port, trace, process
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _udp(port: int, data: bytes) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.bind(("127.0.0.1", 0))
+        sock.sendto(data.replace(b"127.0.0.1:%d;" % port, b"127.0.0.1:%d;" % sock.getsockname()[1]), ("127.0.0.1", port))
+        reply, _ = sock.recvfrom(65535)
+        while reply.startswith(b"SIP/2.0 100"):
+            reply, _ = sock.recvfrom(65535)
+        return reply
+
+
+def test_options_over_udp_and_tcp_malformed_and_oversized_requests_and_a_clean_stop(server) -> None:  # type: ignore[no-untyped-def]
+    port, trace, process = server
+    reply = parse(_udp(port, _options("u1", port)))
+    assert reply.status == 200 and "OPTIONS" in reply.header("Allow")
+    assert reply.via[0].params.get("rport") is not None  # RFC 3581: the source port is reported
+
+    bad = _udp(port, _options("u2", port).replace(b"CSeq: 1 OPTIONS", b"CSeq: 1 INVITE"))
+    assert bad.startswith(b"SIP/2.0 400 CSeq method does not match")
+    bad = _udp(port, _options("u3", port).replace(b"Max-Forwards: 70", b"Max-Forwards: seventy"))
+    assert bad.startswith(b"SIP/2.0 400 Bad Max-Forwards header")
+
+    big = _options("u4", port).replace(b"Content-Length: 0\r\n\r\n", b"X-Big: " + b"x" * 20_000 + b"\r\nContent-Length: 0\r\n\r\n")
+    assert _udp(port, big).startswith(b"SIP/2.0 513 Message Too Large")
+
+    assert parse(_udp(port, _options("u5", port, method="REGISTER"))).status == 405
+    assert parse(_udp(port, _options("u6", port, method="FROBNICATE"))).status == 501
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as tcp:
+        tcp.sendall(_options("t1", port, "TCP"))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += tcp.recv(65535)
+        assert parse(data.split(b"\r\n\r\n")[0] + b"\r\n\r\n").status == 200
+
+    assert parse(_udp(port, _options("u7", port))).status == 200  # still answering
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    transitions = [r for r in records if r["type"] == "transition"]
+    assert any(r["machine"] == "non_invite_server" and r["event"] == "recv_request" and r["rfc"] for r in transitions)
+    assert {r["type"] for r in records} >= {"in", "out", "transition"}
+
+
+def test_the_server_refuses_to_start_on_a_port_in_use(server) -> None:  # type: ignore[no-untyped-def]
+    port, _, _ = server
+    result = subprocess.run(
+        [sys.executable, "-m", "sipactors", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, capture_output=True, text=True, timeout=30, env={**os.environ},
+    )
+    assert result.returncode == 1 and "address already in use" in result.stderr.lower()
