@@ -250,7 +250,7 @@ def _address(match: re.Match[str], header: str, with_params: bool = True) -> Nam
     if in_brackets:
         display = match.group("display")
         if display is not None:
-            display = display.strip(" \t")
+            display = display.strip(" \t\r\n")  # LWS around it belongs to the separators
         return NameAddr(uri, display, params, True)
     return NameAddr(uri, None, params, False)
 
@@ -391,7 +391,7 @@ def _fast_addresses(text: str, header: str, many: bool) -> list[NameAddr] | None
         if comma < 0:
             return addresses
         pos = comma + 1
-        while pos < end and text[pos] in " \t":
+        while pos < end and text[pos] in " \t\r\n":
             pos += 1
 
 

@@ -192,7 +192,7 @@ class _Builder:
             display = _sub(target, "display_name")
             spec = next(c for c in target.children if not (isinstance(c, Token) and c.type in ("LAQUOT", "RAQUOT")) and not (isinstance(c, Tree) and c.data == "display_name") and c is not None)
             return NameAddr(
-                self.uri(spec, header), self.span(display).strip(" \t") if display is not None else None, params, True
+                self.uri(spec, header), self.span(display).strip(" \t\r\n") if display is not None else None, params, True
             )
         assert isinstance(target, Tree) and target.data == "bare_addr_spec"
         first = target.children[0]

@@ -133,7 +133,8 @@ class TransactionActor(ScheduledActor):
         rfc = decision["rows"][0]["rfc"] if decision["kind"] == "rows" else decision["rfc"]
         self.layer.emit(
             {"type": "transition", "transaction": repr(self.key), "machine": self.machine.name, "event": event,
-             "before": before, "after": self.tx.state, "decision": decision["kind"], "rfc": rfc}
+             "before": before, "after": self.tx.state, "decision": decision["kind"], "rfc": rfc,
+             "effects": [type(effect).__name__ for effect in effects]}
         )
         for effect in effects:
             self.apply(effect)

@@ -156,3 +156,9 @@ def test_prepare_builds_the_hot_path_and_tunes_the_collector() -> None:
         assert gc.get_threshold()[0] == max(12_345, threshold[0])
     finally:
         gc.set_threshold(*threshold)
+
+
+def test_fold_between_list_elements_reaches_neither_display_name() -> None:
+    """Found by CI's larger Hypothesis profile: LWS with a CRLF after a COMMA belongs to the separator."""
+    text = '<A://>,\r\n ""<sip:A>'
+    assert h._fast_addresses(text, "Route", True) == h._general_routes(text, "Route")
