@@ -388,46 +388,37 @@ def _single_chars(item: Node, catalogue: Catalogue, module: str, seen: frozenset
 _UNBOUNDED = float("inf")
 
 
-def _max_len(node: Node, catalogue: Catalogue, module: str, seen: frozenset[str]) -> float:
-    """The longest string ``node`` can match (``inf`` when unbounded or recursive)."""
+def _bounds(node: Node, catalogue: Catalogue, module: str, seen: frozenset[str]) -> tuple[float, float]:
+    """The shortest and the longest string ``node`` can match (``inf``: unbounded, or recursive)."""
     if isinstance(node, Lit):
-        return len(node.text)
+        return len(node.text), len(node.text)
     if isinstance(node, Codes):
-        return 1 if node.high is not None else len(node.values)
-    if isinstance(node, Alt):
-        return max(_max_len(item, catalogue, module, seen) for item in node.items)
-    if isinstance(node, Cat):
-        return sum(_max_len(item, catalogue, module, seen) for item in node.items)
+        width = 1 if node.high is not None else len(node.values)
+        return width, width
+    if isinstance(node, (Alt, Cat)):
+        bounds = [_bounds(item, catalogue, module, seen) for item in node.items]
+        if isinstance(node, Alt):
+            return min(low for low, _ in bounds), max(high for _, high in bounds)
+        return sum(low for low, _ in bounds), sum(high for _, high in bounds)
     if isinstance(node, Rep):
+        low, high = _bounds(node.item, catalogue, module, seen)
         if node.high is None:
-            return _UNBOUNDED if _max_len(node.item, catalogue, module, seen) > 0 else 0
-        return node.high * _max_len(node.item, catalogue, module, seen)
+            return node.low * low, (_UNBOUNDED if high > 0 else 0)
+        return node.low * low, node.high * high
     if isinstance(node, Ref):
         if node.name in seen:
-            return _UNBOUNDED
+            return 0, _UNBOUNDED
         rule = catalogue.resolve(module, node.name)
-        return _max_len(rule.node, catalogue, rule.module, seen | {node.name})
-    return _UNBOUNDED  # prose: reported when the rule is built
+        return _bounds(rule.node, catalogue, rule.module, seen | {node.name})
+    return 0, _UNBOUNDED  # prose: reported when the rule is built
+
+
+def _max_len(node: Node, catalogue: Catalogue, module: str, seen: frozenset[str]) -> float:
+    return _bounds(node, catalogue, module, seen)[1]
 
 
 def _min_len(node: Node, catalogue: Catalogue, module: str, seen: frozenset[str]) -> float:
-    """The shortest string ``node`` can match."""
-    if isinstance(node, Lit):
-        return len(node.text)
-    if isinstance(node, Codes):
-        return 1 if node.high is not None else len(node.values)
-    if isinstance(node, Alt):
-        return min(_min_len(item, catalogue, module, seen) for item in node.items)
-    if isinstance(node, Cat):
-        return sum(_min_len(item, catalogue, module, seen) for item in node.items)
-    if isinstance(node, Rep):
-        return node.low * _min_len(node.item, catalogue, module, seen)
-    if isinstance(node, Ref):
-        if node.name in seen:
-            return 0
-        rule = catalogue.resolve(module, node.name)
-        return _min_len(rule.node, catalogue, rule.module, seen | {node.name})
-    return 0
+    return _bounds(node, catalogue, module, seen)[0]
 
 
 def _first_chars(node: Node, catalogue: Catalogue, module: str, seen: frozenset[str]) -> set[int] | None:
