@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -95,18 +96,24 @@ class ScheduledFuture(ThreadingFuture[Any]):
 
 
 class ScheduledInbox:
-    """An actor's mailbox: a deque, and a flag saying the actor is on the ready queue or running."""
+    """An actor's mailbox, and a flag saying the actor is on the ready queue or running.
+
+    The deque exists only while mail waits: an idle actor (most of them: a transaction waiting for a
+    timer) would otherwise keep an empty deque's 600-octet block.
+    """
 
     __slots__ = ("_queue", "_lock", "_scheduled", "actor")
 
     def __init__(self) -> None:
-        self._queue: deque[Envelope[Any]] = deque()
+        self._queue: deque[Envelope[Any]] | None = None
         self._lock = threading.Lock()
         self._scheduled = False
         self.actor: ScheduledActor | None = None
 
     def put(self, envelope: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
         with self._lock:
+            if self._queue is None:
+                self._queue = deque()
             self._queue.append(envelope)
             if self._scheduled or self.actor is None:
                 return
@@ -139,10 +146,26 @@ class ScheduledInbox:
         """The slice is over: back on the ready queue if mail arrived meanwhile, else idle."""
         with self._lock:
             if not self._queue:
+                self._queue = None
                 self._scheduled = False
                 return
         assert self.actor is not None
         self.actor._scheduler.schedule(self.actor)
+
+
+class _Stopped:
+    """What pykka asks of ``actor_stopped``: ``set()`` and ``is_set()`` (an attribute store is atomic)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 class ScheduledActor(Actor):
@@ -151,8 +174,13 @@ class ScheduledActor(Actor):
     scheduler: ClassVar[Scheduler | None] = None  # None: the default scheduler
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # pykka's Actor.__init__, with a plain flag for ``actor_stopped``: a threading.Event carries a
+        # Condition and a lock (about 1 KB) that an actor which never blocks on it does not need.
         self._scheduler = type(self).scheduler or default_scheduler()
-        super().__init__(*args, **kwargs)
+        self.actor_urn = uuid.uuid4().urn
+        self.actor_inbox = self._create_actor_inbox()
+        self.actor_stopped = _Stopped()  # type: ignore[assignment]
+        self._actor_ref = ActorRef(self)
         self._started = False
         self.actor_inbox.actor = self  # type: ignore[attr-defined]
 

@@ -144,12 +144,19 @@ class TransactionActor(ScheduledActor):
         layer = self.layer
         if isinstance(effect, Send):
             if effect.what == "ack":
-                message = ack_for(self.tx.request, effect.message)
+                message: Any = ack_for(self.tx.request, effect.message)
             elif effect.what == "100":
                 message = response_for(self.tx.request, 100)
             else:
                 message = effect.message
-            layer.send(message, self.peer, self.transport)
+            data = message if isinstance(message, bytes) else bytes(message)
+            if effect.what == "response" and self.machine.name.endswith("server"):
+                # A server transaction resends its last response as sent: keep the octets, not the
+                # message, and once a final response is out the request is no longer needed.
+                self.tx.last_response = data
+                if self.final_sent:
+                    self.tx.request = None
+            layer.send(data, self.peer, self.transport)
         elif isinstance(effect, StartTimer):
             running = self.timers.pop(effect.timer, None)
             if running is not None:
@@ -309,11 +316,11 @@ class TransactionLayer:
             if table.get(key) is actor:
                 del table[key]
 
-    def send(self, message: Request | Response, destination: Address, transport: Transport | None = None) -> None:
-        data = bytes(message)
+    def send(self, message: Request | Response | bytes, destination: Address, transport: Transport | None = None) -> None:
+        data = message if isinstance(message, bytes) else bytes(message)
         (transport or self.transport).send(data, destination)
-        what = message.status if isinstance(message, Response) else message.method
-        self.emit({"type": "out", "destination": list(destination), "message": what})
+        if self._trace is not None:
+            self.emit({"type": "out", "destination": list(destination), "message": data[: data.find(b"\r\n")].decode("latin-1")})
 
 
 def _stamp_via(request: Request, source: Address) -> None:
