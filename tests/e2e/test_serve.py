@@ -101,3 +101,39 @@ def test_the_server_refuses_to_start_on_a_port_in_use(server) -> None:  # type: 
         cwd=REPO, capture_output=True, text=True, timeout=30, env={**os.environ},
     )
     assert result.returncode == 1 and "address already in use" in result.stderr.lower()
+
+
+def test_options_over_ipv6_loopback(tmp_path: Path) -> None:
+    """RFC 5118's world: the server on [::1], a Via with an IPv6 reference, responses back to it."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sipactors", "serve", "--host", "::1", "--port", "0"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = 0
+        for _ in range(5):
+            line = process.stdout.readline()
+            if line.startswith("listening on udp"):
+                port = int(line.rsplit(":", 1)[1])
+            if line.startswith("allow:"):
+                break
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            sock.bind(("::1", 0))
+            mine = sock.getsockname()[1]
+            request = _options("v6", port).replace(b"127.0.0.1:%d;" % port, b"[::1]:%d;" % mine)
+            sock.sendto(request.replace(b"sip:ping@127.0.0.1", b"sip:ping@[::1]"), ("::1", port))
+            reply = parse(sock.recvfrom(65535)[0])
+        assert reply.status == 200 and reply.via[0].host == "[::1]"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
