@@ -217,11 +217,18 @@ class TransactionLayer:
                                      ("invite_client", "non_invite_client", "invite_server", "non_invite_server")}
         self.server: dict[Any, TransactionActor] = {}
         self.client: dict[Any, TransactionActor] = {}
-        self._trace = trace
+        self._subscribers: list[Callable[[dict[str, Any]], None]] = [trace] if trace is not None else []
+
+    def subscribe(self, subscriber: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Receive every trace record from now on; returns the function that unsubscribes."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
 
     def emit(self, record: dict[str, Any]) -> None:
-        if self._trace is not None:
-            self._trace({"time": self.scheduler.now(), **record})
+        if self._subscribers:
+            stamped = {"time": self.scheduler.now(), **record}
+            for subscriber in list(self._subscribers):
+                subscriber(stamped)
 
     # -- network side ---------------------------------------------------------------------------
     def receive(self, data: bytes, source: Address, transport: Transport | None = None) -> None:
@@ -319,7 +326,7 @@ class TransactionLayer:
     def send(self, message: Request | Response | bytes, destination: Address, transport: Transport | None = None) -> None:
         data = message if isinstance(message, bytes) else bytes(message)
         (transport or self.transport).send(data, destination)
-        if self._trace is not None:
+        if self._subscribers:
             self.emit({"type": "out", "destination": list(destination), "message": data[: data.find(b"\r\n")].decode("latin-1")})
 
 

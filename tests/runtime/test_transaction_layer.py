@@ -170,3 +170,18 @@ def test_client_transaction_passes_responses_to_the_tu(world) -> None:  # type: 
     layer.receive(bytes(response_for(request, 200, to_tag="x")), ("192.0.2.20", 5060))  # absorbed
     scheduler.run_until_idle()
     assert user.events == [("response", 200)]
+
+
+def test_several_trace_subscribers_and_unsubscribing(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    seen: list[dict[str, Any]] = []
+    unsubscribe = layer.subscribe(seen.append)
+    layer.receive(_request("OPTIONS", branch="z9hG4bKs1"), PEER)
+    scheduler.run_until_idle()
+    assert seen and seen == trace[-len(seen):]
+    assert {r["type"] for r in seen} >= {"in", "transition", "out"}
+    unsubscribe()
+    count = len(seen)
+    layer.receive(_request("OPTIONS", branch="z9hG4bKs2"), PEER)
+    scheduler.run_until_idle()
+    assert len(seen) == count and len(trace) > count
