@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import random
 import threading
 import time
@@ -22,6 +23,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 __all__ = ["ManualScheduler", "Runnable", "Scheduler", "ThreadScheduler", "TimerHandle"]
+
+log = logging.getLogger("sipactors.scheduler")
 
 
 class Runnable(Protocol):
@@ -80,8 +83,17 @@ class Scheduler:
             _, _, handle = heapq.heappop(self._timers)
             if not handle.cancelled:
                 fired += 1
-                handle.callback()
+                self._contained(handle.callback)
         return fired
+
+    def _contained(self, work: Callable[[], None]) -> None:
+        """Run a callback or an actor's slice; whatever it raises is logged and counted, and the
+        scheduler (the one thread every actor runs on) carries on."""
+        try:
+            work()
+        except Exception:
+            self.failures += 1
+            log.exception("contained a failure on the scheduler")
 
 
 class ManualScheduler(Scheduler):
@@ -111,7 +123,7 @@ class ManualScheduler(Scheduler):
         actor = self._ready.popleft()
         self._running = True
         try:
-            actor.run_slice()
+            self._contained(actor.run_slice)
         finally:
             self._running = False
         return True
@@ -183,9 +195,9 @@ class ThreadScheduler(Scheduler):
                 actor = self._ready.popleft() if self._ready else None
             for handle in due:
                 if not handle.cancelled:
-                    handle.callback()
+                    self._contained(handle.callback)
             if actor is not None:
-                actor.run_slice()
+                self._contained(actor.run_slice)
 
     def _due(self) -> bool:
         return bool(self._timers) and self._timers[0][0] <= self.now()

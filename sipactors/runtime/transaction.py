@@ -23,7 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sipactors.fsm import CancelTimer, KindMachine, Send, StartTimer, Terminated, ToTU, kind_machine
+from sipactors.fsm import (
+    CancelTimer,
+    KindMachine,
+    ProtocolError,
+    Send,
+    StartTimer,
+    Terminated,
+    ToTU,
+    kind_machine,
+)
 from sipactors.fsm.keys import cancel_target, client_key, server_key
 from sipactors.message import ParseError, Request, Response, parse
 from sipactors.message.build import ack_for, response_for
@@ -100,7 +109,6 @@ class TransactionActor(ScheduledActor):
         self.machine: KindMachine = layer.machines[kind]
         self.tx = self.machine.new(transport.reliable)
         self.timers: dict[str, TimerHandle] = {}
-        self.final_sent = False
 
     # -- events ---------------------------------------------------------------------------------
     def on_receive(self, event: Any) -> None:
@@ -120,15 +128,21 @@ class TransactionActor(ScheduledActor):
             if isinstance(message, Request):
                 self.step("tu_request", message)
             else:
-                if message.status >= 200:
-                    self.final_sent = True
                 self.step(_response_event(kind, message.status, "tu"), message)
         elif event == "transport_error":
             self.step("transport_error", None)
 
     def step(self, event: str, message: Any) -> None:
         before = self.tx.state
-        effects = self.machine.fire(self.tx, event, message)
+        try:
+            effects = self.machine.fire(self.tx, event, message)
+        except ProtocolError as error:
+            # The table declares this event an error here (a TU answering twice, say): the TU is at
+            # fault, not the transaction, which goes on as the RFC says.
+            log.warning("refused %s in %s for %r: %s", event, before, self.key, error)
+            self.layer.emit({"type": "refused", "transaction": repr(self.key), "machine": self.machine.name,
+                             "event": event, "state": before, "why": str(error)})
+            return
         decision = self.machine.decision(before, event)
         rfc = decision["rows"][0]["rfc"] if decision["kind"] == "rows" else decision["rfc"]
         self.layer.emit(
@@ -138,6 +152,12 @@ class TransactionActor(ScheduledActor):
         )
         for effect in effects:
             self.apply(effect)
+
+    @property
+    def final_sent(self) -> bool:
+        """Whether a server transaction has sent its final response: it has left the states in which a
+        request waits for one (the tables' init, trying and proceeding)."""
+        return self.tx.state not in _AWAITING_FINAL
 
     # -- effects --------------------------------------------------------------------------------
     def apply(self, effect: Any) -> None:
@@ -198,6 +218,9 @@ class TransactionActor(ScheduledActor):
         self.layer.forget(self.key, self)
 
 
+_AWAITING_FINAL = frozenset({"init", "trying", "proceeding"})
+
+
 def _tell(ref: Any, message: Any) -> None:
     if ref.is_alive():
         ref.tell(message)
@@ -240,10 +263,16 @@ class TransactionLayer:
         except ParseError as error:
             self._malformed(data, source, error, transport)
             return
-        if isinstance(message, Response):
-            self._response(message, source)
-        else:
-            self._request(message, source, transport)
+        try:
+            if isinstance(message, Response):
+                self._response(message, source)
+            else:
+                self._request(message, source, transport)
+        except Exception:
+            # A fault of ours, not the peer's: log it, and answer a request 500 where that is possible.
+            log.exception("failed to dispatch a message from %s", source)
+            if isinstance(message, Request) and message.method != "ACK" and message.via:
+                self.send(response_for(message, 500, "Server Internal Error"), source, transport)
 
     def _malformed(self, data: bytes, source: Address, error: ParseError, transport: Transport) -> None:
         if data[:4].upper() == b"SIP/":
@@ -257,6 +286,9 @@ class TransactionLayer:
         self.emit({"type": "out", "destination": list(source), "status": 400, "reason": error.reason_phrase})
 
     def _request(self, request: Request, source: Address, transport: Transport) -> None:
+        if not request.via:  # RFC 3261 §18.2.2: a response goes where the top Via says; without one, nowhere
+            log.warning("dropped a %s from %s without a Via header field: no response can be routed", request.method, source)
+            return
         if request.refusal is not None and request.method != "ACK":
             refusal = request.refusal
             _stamp_via(request, source)

@@ -182,3 +182,26 @@ def test_real_mode_on_one_worker_thread() -> None:
         assert not refs[0].is_alive()
     finally:
         scheduler.stop()
+
+
+def test_a_failing_timer_callback_is_contained(sim: ManualScheduler, caplog) -> None:  # type: ignore[no-untyped-def]
+    fired: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("a bug in a callback")
+
+    sim.call_later(10, broken)
+    sim.call_later(20, lambda: fired.append("later"))
+    sim.advance(30)
+    assert fired == ["later"] and sim.failures == 1 and "contained a failure" in caplog.text
+
+
+def test_real_mode_survives_a_failing_callback() -> None:
+    scheduler = ThreadScheduler()
+    try:
+        done = pykka.ThreadingFuture()
+        scheduler.call_later(0, lambda: 1 / 0)
+        scheduler.call_later(1, lambda: done.set("still running"))
+        assert done.get(timeout=5) == "still running" and scheduler.failures == 1
+    finally:
+        scheduler.stop()

@@ -185,3 +185,43 @@ def test_several_trace_subscribers_and_unsubscribing(world) -> None:  # type: ig
     layer.receive(_request("OPTIONS", branch="z9hG4bKs2"), PEER)
     scheduler.run_until_idle()
     assert len(seen) == count and len(trace) > count
+
+
+def test_a_request_without_via_is_dropped_and_logged_not_a_crash(world, caplog) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    no_via = b"\r\n".join(line for line in _request("OPTIONS").split(b"\r\n") if not line.startswith(b"Via"))
+    layer.receive(no_via, PEER)  # refused (Missing Via) but there is nowhere to send the 400
+    scheduler.run_until_idle()
+    assert wire.sent == [] and "without a Via" in caplog.text
+    layer.receive(_request("OPTIONS", branch="z9hG4bKafter"), PEER)
+    scheduler.run_until_idle()
+    assert wire.statuses() == [200]
+
+
+def test_a_fault_in_dispatch_answers_500_and_the_layer_goes_on(world, caplog) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    original = layer._request
+
+    def broken(request, source, transport):  # type: ignore[no-untyped-def]
+        if request.method == "INFO":
+            raise KeyError("a bug of ours")
+        original(request, source, transport)
+
+    layer._request = broken  # type: ignore[method-assign]
+    layer.receive(_request("INFO", branch="z9hG4bKi"), PEER)
+    layer.receive(_request("OPTIONS", branch="z9hG4bKo2"), PEER)
+    scheduler.run_until_idle()
+    assert sorted(wire.statuses()) == [200, 500] and "failed to dispatch" in caplog.text
+
+
+def test_a_tu_answering_twice_is_refused_and_the_transaction_goes_on(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    layer.receive(_request("INVITE", branch="z9hG4bKtwice"), PEER)
+    scheduler.run_until_idle()
+    key = next(iter(layer.server))
+    layer.respond(key, response_for(user.requests[-1], 603, to_tag="t1"))  # the table: an error in Completed
+    scheduler.run_until_idle()
+    assert wire.statuses() == [100, 486] and any(r["type"] == "refused" for r in trace)
+    layer.receive(_request("ACK", branch="z9hG4bKtwice", to_tag=";tag=t1"), PEER)
+    scheduler.run_until_idle()
+    assert layer.server[key].tx.state == "confirmed"
