@@ -285,7 +285,7 @@ class _RegexBuilder:
         if isinstance(node, Ref):
             return self.group(self.rule(self.catalogue.resolve(module, node.name)))
         if isinstance(node, Alt):
-            chars = _charset(node, self.catalogue, module)
+            chars = _single_chars(node, self.catalogue, module, frozenset())  # all alternatives one character
             if chars is not None:
                 return _class(chars)
             # Python's alternation is ordered, not longest-match: a Lark terminal built from
@@ -356,33 +356,11 @@ class _RegexBuilder:
         return f"(?:{text})"
 
 
-def _charset(node: Alt, catalogue: Catalogue, module: str, seen: frozenset[str] = frozenset()) -> set[int] | None:
-    """If every alternative is one character (literal, range or such a rule), the set of their codes."""
-    codes: set[int] = set()
-    for item in node.items:
-        found = _single_chars(item, catalogue, module, seen)
-        if found is None:
-            return None
-        codes |= found
-    return codes
-
-
 def _single_chars(item: Node, catalogue: Catalogue, module: str, seen: frozenset[str]) -> set[int] | None:
-    if isinstance(item, Lit) and len(item.text) == 1:
-        c = item.text
-        return {ord(c)} if item.sensitive else {ord(c.lower()), ord(c.upper())}
-    if isinstance(item, Codes):
-        if item.high is not None:
-            return set(range(item.values[0], item.high + 1))
-        return {item.values[0]} if len(item.values) == 1 else None
-    if isinstance(item, Alt):
-        return _charset(item, catalogue, module, seen)
-    if isinstance(item, Ref):
-        if item.name in seen:
-            return None
-        rule = catalogue.resolve(module, item.name)
-        return _single_chars(rule.node, catalogue, rule.module, seen | {item.name})
-    return None
+    """The characters of a node that always matches exactly one character, or None."""
+    if _bounds(item, catalogue, module, seen) != (1, 1):
+        return None
+    return _first_chars(item, catalogue, module, seen)
 
 
 _UNBOUNDED = float("inf")

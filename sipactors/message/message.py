@@ -413,14 +413,7 @@ def split_head(data: bytes, stream: bool = False) -> Head:
 
 def _header_line(pieces: list[str]) -> tuple[str, str, str]:
     raw = "\r\n".join(pieces)
-    if len(pieces) == 1:
-        text = pieces[0]
-    else:
-        # §7.3.1: the folding LWS (whitespace, CRLF, whitespace) counts as one SP.
-        text = pieces[0].rstrip(" \t")
-        for piece in pieces[1:]:
-            text += " " + piece.strip(" \t")
-    text = text.rstrip(" \t")  # trailing whitespace of a header line is not part of its value (rulings R8)
+    text = unfold(raw)
     name, colon, value = text.partition(":")
     if not colon:
         raise ParseError("header line without a colon", line=text[:80], rule="message-header")
@@ -431,7 +424,8 @@ def _header_line(pieces: list[str]) -> tuple[str, str, str]:
 
 
 def unfold(raw: str) -> str:
-    """A header line as the grammar reads it: folds replaced by one SP, trailing whitespace removed."""
+    """A header line as the grammar reads it (RFC 3261 §7.3.1, rulings R8): each fold (whitespace, CRLF,
+    whitespace) becomes one SP, and trailing whitespace, which is no part of the value, goes."""
     if "\r\n" not in raw:
         return raw.rstrip(" \t")
     pieces = raw.split("\r\n")
