@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import Bundle, invariant, rule, run_state_machine_as_test
 
 from sipactors.fsm import kind_machine
 from sipactors.message import Request, Response, parse
@@ -21,7 +21,7 @@ from sipactors.message.build import response_for
 from sipactors.runtime import ManualScheduler, set_default_scheduler
 from sipactors.runtime.transaction import TransactionLayer
 from sipactors.sim import Link, SimNetwork, SimTransport
-from tests.conformance.oracle import check_steps
+from tests.conformance.oracle import TableConformance
 from tests.conformance.test_server_transactions import BOUNDED, MAX_DELAY_MS
 
 CLIENT = ("192.0.2.1", 5060)
@@ -61,7 +61,9 @@ class TU:
         pass
 
 
-class ClientTransactions(RuleBasedStateMachine):
+class ClientTransactions(TableConformance):
+    oracle = ORACLE
+
     def __init__(self) -> None:
         super().__init__()
         self.scheduler = ManualScheduler(seed=13)
@@ -97,14 +99,6 @@ class ClientTransactions(RuleBasedStateMachine):
         self.answers.setdefault(branch, []).append(status)
         response = response_for(self.requests[branch], status, to_tag="s" + branch)
         self.network.send(bytes(response), SERVER, CLIENT)
-
-    @rule(ms=st.sampled_from([5, 300, 1000, 4000, 33_000]))
-    def advance(self, ms: int) -> None:
-        self.scheduler.advance(ms)
-
-    @invariant()
-    def every_step_is_the_tables(self) -> None:
-        check_steps(self.trace, ORACLE)
 
     @invariant()
     def a_final_response_or_a_timeout_reaches_the_tu_once(self) -> None:

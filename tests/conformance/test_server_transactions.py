@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import Bundle, invariant, rule, run_state_machine_as_test
 
 from sipactors.fsm import KindMachine, TimerConfig, kind_machine
 from sipactors.message import Request, Response, parse
@@ -24,7 +24,7 @@ from sipactors.message.build import response_for
 from sipactors.runtime import ManualScheduler, set_default_scheduler
 from sipactors.runtime.transaction import TransactionLayer
 from sipactors.sim import Link, SimNetwork, SimTransport
-from tests.conformance.oracle import check_steps
+from tests.conformance.oracle import TableConformance
 
 CLIENT = ("192.0.2.1", 5060)
 SERVER = ("192.0.2.2", 5060)
@@ -69,7 +69,9 @@ class TU:
         pass
 
 
-class ServerTransactions(RuleBasedStateMachine):
+class ServerTransactions(TableConformance):
+    oracle = ORACLE
+
     machines: dict[str, KindMachine] | None = None  # a mutant set for the mutation test
 
     def __init__(self) -> None:
@@ -137,14 +139,6 @@ class ServerTransactions(RuleBasedStateMachine):
     def ack(self, branch: str) -> None:
         if self.methods[branch] == "INVITE" and self.finals.get(branch, 0) >= 300:
             self.network.send(_request("ACK", branch, "ACK"), CLIENT, SERVER)
-
-    @rule(ms=st.sampled_from([5, 300, 1000, 4000, 33_000]))
-    def advance(self, ms: int) -> None:
-        self.scheduler.advance(ms)
-
-    @invariant()
-    def every_step_is_the_tables(self) -> None:
-        check_steps(self.trace, ORACLE)
 
     @invariant()
     def the_tu_sees_each_request_once(self) -> None:
