@@ -295,6 +295,7 @@ _VIA_HEADS = Memo()  # "SIP/2.0/UDP host:port" -> (protocol, version, transport,
 def clear_memos() -> None:
     _NAME_ADDRS.clear()
     _VIA_HEADS.clear()
+    _TEMPLATES.clear()
 
 
 def _checked_params(text: str, header: str, context: str) -> Params | None:
@@ -441,6 +442,90 @@ def _fast_via(text: str, header: str) -> list[Via] | None:
         protocol, version, transport, host, port = parts
         vias.append(Via(transport, host, port, params, protocol, version))
     return vias
+
+
+# ---------------------------------------------------------------------------------------- holes
+# A user agent's Via and From differ from one request to the next only in a token it makes fresh each time:
+# the branch (RFC 3261 §8.1.1.7) and the tag (§8.1.1.3). A line of the shape below is read as a template
+# seen before plus that token, checked by its own rule (rulings R22).
+
+#: kind of value -> the parameter that holds the per-message token, as it is written in the common case.
+_HOLE_MARKERS = {"via": ";branch=", "address": ";tag="}
+
+#: template (the value with the token cut out) -> (parsed value, index of the token's parameter). Bounded.
+_TEMPLATES = Memo()
+
+
+def hole_in(kind: str, text: str) -> tuple[int, int] | None:
+    """Where the per-message token of a one-element Via, From or To value lies, as ``(start, end)``, or
+    None when the value is not of the plain shape a template needs.
+
+    Plain shape: no quoted-string where the parameters are (so ";" only separates parameters and a token
+    holds none of ";", ",", "=", whitespace or quotes), one element (no ","), and the parameter written
+    exactly as ``;branch=`` or ``;tag=``.
+    """
+    marker = _HOLE_MARKERS.get(kind)
+    if marker is None:
+        return None
+    if kind == "via":
+        if '"' in text or "," in text:
+            return None
+        at = text.find(marker)
+    else:
+        gt = text.rfind(">")  # an addr-spec in <> holds no ">" (RFC 3261 §25.1): the parameters follow it
+        if gt < 0 or text.find('"', gt) >= 0 or text.find(",", gt) >= 0:
+            return None
+        at = text.find(marker, gt)
+    if at < 0:
+        return None
+    start = at + len(marker)
+    end = text.find(";", start)
+    if end < 0:
+        end = len(text)
+    return (start, end) if start < end else None
+
+
+def parse_with_hole(spec: HeaderSpec, text: str, hole: tuple[int, int]) -> Any:
+    """``parse_value(spec, text)`` for a value with a per-message token at ``hole`` (see ``hole_in``).
+
+    Equal to the general parser: the template (``text`` without the token) was parsed once in full; any
+    other token in the same place parses the same way apart from that one parameter value, because a token
+    holds no separator. The token itself is checked by its parameter's by-name rule (TOKEN).
+    """
+    start, end = hole
+    token = text[start:end]
+    if (_HOLE_TOKEN or _hole_token())(token) is None:
+        return parse_value(spec, text)  # not a token: the general parser words the error
+    key = f"{spec.name}:{text[:start]}\x00{text[end:]}"
+    known = _TEMPLATES.get(key)
+    if known is None:
+        parsed = parse_value(spec, text)
+        element = parsed[0] if type(parsed) is list else parsed
+        items = element.params.items
+        for index, (name, value) in enumerate(items):
+            if value == token and f";{name}=" == _HOLE_MARKERS[spec.kind]:
+                _TEMPLATES.put(key, (element, index))
+                break
+        return parsed
+    element, index = known
+    items = element.params.items
+    params = Params(items[:index] + ((items[index][0], token),) + items[index + 1 :])
+    element = element.with_params(params)
+    return [element] if spec.kind == "via" else element
+
+
+_HOLE_TOKEN: Callable[[str], Any] | None = None
+
+
+def _hole_token() -> Callable[[str], Any]:
+    """TOKEN's fullmatch: both holes are TOKEN by name (via-branch, tag-param: RFC 3261 §25.1)."""
+    global _HOLE_TOKEN
+    if _HOLE_TOKEN is None:
+        checks = syntax().param_checks
+        if not checks[("via", "branch")][0] == checks[("from", "tag")][0] == checks[("to", "tag")][0] == "TOKEN":
+            raise AssertionError("grammar/sip-syntax.lark no longer makes branch and tag TOKENs (rulings R22)")
+        _HOLE_TOKEN = syntax().token.fullmatch
+    return _HOLE_TOKEN
 
 
 # ---------------------------------------------------------------------------------------- parsers

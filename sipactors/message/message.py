@@ -19,8 +19,10 @@ from sipactors.message.fields import CSeq, NameAddr, Via
 from sipactors.message.headers import (
     HeaderSpec,
     canonical_name,
+    hole_in,
     parse_uri,
     parse_value,
+    parse_with_hole,
     spec_for,
     validate_extension,
 )
@@ -42,6 +44,11 @@ class HeaderField:
 
     ``raw`` is the line as received (ISO-8859-1 text, folds included) and is what goes out again while
     nobody changes the field; ``None`` for a field built locally, which is rendered from its value.
+
+    A field is never changed once built (a message changes by replacing fields), and its parsed value is a
+    function of its text, so messages share the fields of lines they have in common: the parser hands out
+    the memoised field of a line seen before (rulings R21). A list value is therefore kept privately and
+    every access gets a copy.
     """
 
     __slots__ = ("name", "key", "spec", "value", "raw", "_parsed")
@@ -68,7 +75,7 @@ class HeaderField:
             else:
                 parsed = parse_value(spec, self.value)
             self._parsed = parsed
-        return parsed
+        return parsed.copy() if type(parsed) is list else parsed
 
     def copy(self) -> HeaderField:
         """The same line for another message (a parsed list is copied; its items are immutable)."""
@@ -455,49 +462,22 @@ def parse(data: bytes, *, stream: bool = False) -> Request | Response:
 
 _CORE = frozenset(CORE_HEADERS)
 
-
 def _build(head: Head, data: bytes) -> Request | Response:
     """Header fields, their index, the core headers validated (in message order), then the start line."""
-    sx = syntax()
-    header_name = sx.header_name
-    fields = []
-    index: dict[str, list[HeaderField]] = {}
-    known = _NAME_INFO
-    core = _CORE
-    young = _VALUE_MEMO.young
-    is_request, first, second, version = _start_line(head, sx)  # the start line's errors come first
+    is_request, first, second, version = _start_line(head, syntax())  # the start line's errors come first
     lines = head.lines
-    for item in lines if lines is not None else head.headers:
-        if lines is not None:
-            name, colon, value = item.partition(":")  # type: ignore[union-attr]
-            if not colon:
-                raise ParseError("header line without a colon", line=item[:80], rule="message-header")
-            name = name.rstrip(" \t")
-            value = value.strip(" \t")
-            raw = item
-        else:
-            name, value, raw = item  # type: ignore[misc]
-        info = known.get(name)
-        if info is None:
-            if header_name.fullmatch(name) is None:
-                raise ParseError("header name is not a token", line=name[:80], rule="header-name")
-            info = _name_info(name)
-            if len(known) < _NAME_INFO_LIMIT:
-                known[name] = info
-        field = HeaderField(name, value, raw, _UNSET, info)
-        fields.append(field)
-        key = info[0]
-        same = index.get(key)
+    if lines is not None:
+        young = _LINES.young
+        fields = [young.get(line) or _read_line(line) for line in lines]
+    else:
+        fields = [_field(name, value, raw, False) for name, value, raw in head.headers]
+    index: dict[str, list[HeaderField]] = {}
+    for field in fields:
+        same = index.get(field.key)
         if same is None:
-            index[key] = [field]
+            index[field.key] = [field]
         else:
             same.append(field)
-        if key in core:
-            parsed = young.get(raw)
-            if parsed is None:
-                field._parsed = _core_value(raw, info[1], value)  # type: ignore[arg-type]  # core: has a spec
-            else:
-                field._parsed = list(parsed) if type(parsed) is tuple else parsed
     message: Request | Response
     if is_request:
         message = Request(first, second, fields, b"", version, head.start_raw)
@@ -507,28 +487,55 @@ def _build(head: Head, data: bytes) -> Request | Response:
     return message
 
 
-#: Parsed values of core header lines seen before, by the line's text (RFC 3261 §7.3.1: a header's meaning
-#: is its text). Bounded, lines of at most _MEMO_LINE characters; lists are kept as tuples and copied out,
-#: everything else is immutable, so no message can change what another one receives.
-_VALUE_MEMO = Memo()
+#: Header lines seen before, by their text (RFC 3261 §7.3.1: a header's meaning is its text): the field,
+#: its name looked up and a core header's value parsed. Bounded, lines of at most _MEMO_LINE characters.
+#: Fields never change, so messages share them (rulings R21).
+_LINES = Memo()
 _MEMO_LINE = 512
 
 
-def _core_value(raw: str, spec: HeaderSpec, value: str) -> Any:
-    known = _VALUE_MEMO.get(raw)
+def _read_line(line: str) -> HeaderField:
+    """The field of a header line that is not in the memo's young generation."""
+    known: HeaderField | None = _LINES.get(line)
     if known is not None:
-        return list(known) if type(known) is tuple else known
-    parsed = parse_value(spec, value)
-    if len(raw) <= _MEMO_LINE:
-        _VALUE_MEMO.put(raw, tuple(parsed) if type(parsed) is list else parsed)
-    return parsed
+        return known
+    name, colon, value = line.partition(":")
+    if not colon:
+        raise ParseError("header line without a colon", line=line[:80], rule="message-header")
+    return _field(name.rstrip(" \t"), value.strip(" \t"), line, len(line) <= _MEMO_LINE)
+
+
+def _field(name: str, value: str, raw: str, memoise: bool) -> HeaderField:
+    """Name checked and looked up; a core header's value parsed (a Via or From with a fresh branch or tag
+    through its template, rulings R22); the field memoised when asked."""
+    info = _NAME_INFO.get(name)
+    if info is None:
+        if syntax().header_name.fullmatch(name) is None:
+            raise ParseError("header name is not a token", line=name[:80], rule="header-name")
+        info = _name_info(name)
+        if len(_NAME_INFO) < _NAME_INFO_LIMIT:
+            _NAME_INFO[name] = info
+    key, spec = info
+    parsed: Any = _UNSET
+    if key in _CORE:
+        assert spec is not None  # every core header has a spec
+        hole = hole_in(spec.kind, value)
+        if hole is not None:
+            parsed = parse_with_hole(spec, value, hole)
+            memoise = False  # the line is new in every message: its template is what repeats
+        else:
+            parsed = parse_value(spec, value)
+    field = HeaderField(name, value, raw, parsed, info)
+    if memoise:
+        _LINES.put(raw, field)
+    return field
 
 
 def clear_memos() -> None:
     """Forget every memoised parse (benchmarks measure the cold path with it; tests use it too)."""
     from sipactors.message.headers import clear_memos as clear_header_memos
 
-    _VALUE_MEMO.clear()
+    _LINES.clear()
     _START_LINES.clear()
     _NAME_INFO.clear()
     clear_header_memos()
