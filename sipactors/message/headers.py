@@ -452,7 +452,8 @@ def _fast_via(text: str, header: str) -> list[Via] | None:
 #: kind of value -> the parameter that holds the per-message token, as it is written in the common case.
 _HOLE_MARKERS = {"via": ";branch=", "address": ";tag="}
 
-#: template (the value with the token cut out) -> (parsed value, index of the token's parameter). Bounded.
+#: (header, template: the value with the token cut out) -> (parsed element, the parameters before the
+#: token's, its name, the parameters after it). Bounded.
 _TEMPLATES = Memo()
 
 
@@ -464,21 +465,23 @@ def hole_in(kind: str, text: str) -> tuple[int, int] | None:
     holds none of ";", ",", "=", whitespace or quotes), one element (no ","), and the parameter written
     exactly as ``;branch=`` or ``;tag=``.
     """
-    marker = _HOLE_MARKERS.get(kind)
-    if marker is None:
-        return None
     if kind == "via":
         if '"' in text or "," in text:
             return None
-        at = text.find(marker)
-    else:
+        at = text.find(";branch=")
+        if at < 0:
+            return None
+        start = at + 8
+    elif kind == "address":
         gt = text.rfind(">")  # an addr-spec in <> holds no ">" (RFC 3261 §25.1): the parameters follow it
         if gt < 0 or text.find('"', gt) >= 0 or text.find(",", gt) >= 0:
             return None
-        at = text.find(marker, gt)
-    if at < 0:
+        at = text.find(";tag=", gt)
+        if at < 0:
+            return None
+        start = at + 5
+    else:
         return None
-    start = at + len(marker)
     end = text.find(";", start)
     if end < 0:
         end = len(text)
@@ -496,21 +499,19 @@ def parse_with_hole(spec: HeaderSpec, text: str, hole: tuple[int, int]) -> Any:
     token = text[start:end]
     if (_HOLE_TOKEN or _hole_token())(token) is None:
         return parse_value(spec, text)  # not a token: the general parser words the error
-    key = f"{spec.name}:{text[:start]}\x00{text[end:]}"
-    known = _TEMPLATES.get(key)
+    key = (spec.name, text[:start], text[end:])
+    known = _TEMPLATES.young.get(key) or _TEMPLATES.get(key)
     if known is None:
         parsed = parse_value(spec, text)
         element = parsed[0] if type(parsed) is list else parsed
         items = element.params.items
         for index, (name, value) in enumerate(items):
             if value == token and f";{name}=" == _HOLE_MARKERS[spec.kind]:
-                _TEMPLATES.put(key, (element, index))
+                _TEMPLATES.put(key, (element, items[:index], name, items[index + 1 :]))
                 break
         return parsed
-    element, index = known
-    items = element.params.items
-    params = Params(items[:index] + ((items[index][0], token),) + items[index + 1 :])
-    element = element.with_params(params)
+    element, before, name, after = known
+    element = element.with_params(Params(before + ((name, token),) + after))
     return [element] if spec.kind == "via" else element
 
 

@@ -471,13 +471,11 @@ def _build(head: Head, data: bytes) -> Request | Response:
         fields = [young.get(line) or _read_line(line) for line in lines]
     else:
         fields = [_field(name, value, raw, False) for name, value, raw in head.headers]
-    index: dict[str, list[HeaderField]] = {}
-    for field in fields:
-        same = index.get(field.key)
-        if same is None:
-            index[field.key] = [field]
-        else:
-            same.append(field)
+    index = {field.key: [field] for field in fields}
+    if len(index) != len(fields):  # a name on several lines (several Via, Route, ...): gather them in order
+        index = {}
+        for field in fields:
+            index.setdefault(field.key, []).append(field)
     message: Request | Response
     if is_request:
         message = Request(first, second, fields, b"", version, head.start_raw)

@@ -162,3 +162,58 @@ def test_fold_between_list_elements_reaches_neither_display_name() -> None:
     """Found by CI's larger Hypothesis profile: LWS with a CRLF after a COMMA belongs to the separator."""
     text = '<A://>,\r\n ""<sip:A>'
     assert h._fast_addresses(text, "Route", True) == h._general_routes(text, "Route")
+
+
+_TOKENS = st.text(alphabet="abcXYZ019-.!%*_+`'~", min_size=1, max_size=12)
+_NOT_TOKENS = st.sampled_from(["a b", "a,b", 'a"b', "a=b", "\tx", "é", "a;b"])
+
+
+def _templated_same(spec_name: str, text: str) -> None:
+    """The template path (rulings R22) equals the general parser, for the value and for its verdict."""
+    spec = h.spec_for(spec_name)
+    assert spec is not None
+    hole = h.hole_in(spec.kind, text)
+    if hole is None:
+        return
+    h.clear_memos()
+    expected = _run(lambda: h.parse_value(spec, text))
+    assert _run(lambda: h.parse_with_hole(spec, text, hole)) == expected  # the template's first reading
+    assert _run(lambda: h.parse_with_hole(spec, text, hole)) == expected  # read through the template
+
+
+@given(from_lark(_grammar(), start="via_value", alphabet=st.characters(max_codepoint=0xFF)), _TOKENS)
+@example("SIP/2.0/UDP pc33.atlanta.example.com:5060;branch=z9hG4bK776asdhds;rport", "z9hG4bK1")
+@example("SIP/2.0/UDP h;branch=z9hG4bK1;branch=z9hG4bK2", "x")
+@example("SIP/2.0/UDP h;branch=;rport", "x")
+@example("SIP/2.0/UDP h;x=1;branch=z9hG4bK1", "x")
+def test_fresh_branch_through_a_template_equals_general(template: str, token: str) -> None:
+    """A Via read once, then again with another branch: the template gives what the general parser gives."""
+    _templated_same("Via", template)
+    hole = h.hole_in("via", template)
+    if hole is not None:
+        _templated_same("Via", template[: hole[0]] + token + template[hole[1] :])
+
+
+@given(from_lark(_grammar(), start="from_value", alphabet=st.characters(max_codepoint=0xFF)), _TOKENS)
+@example('"Alice Liddell" <sip:alice@atlanta.example.com>;tag=1928301774', "0000000077")
+@example('"a;tag=1>" <sip:x@y>;tag=2;p=3', "z")
+@example('<sip:x@y>;tag=1;p="a>b"', "z")
+@example("<sip:x@y;tag=u>;tag=1", "z")
+def test_fresh_tag_through_a_template_equals_general(template: str, token: str) -> None:
+    for header in ("From", "To"):
+        _templated_same(header, template)
+        hole = h.hole_in("address", template)
+        if hole is not None:
+            _templated_same(header, template[: hole[0]] + token + template[hole[1] :])
+
+
+@given(_NOT_TOKENS)
+def test_a_fresh_branch_that_is_no_token_is_refused_as_the_general_parser_refuses(bad: str) -> None:
+    spec = h.spec_for("Via")
+    assert spec is not None
+    good = "SIP/2.0/UDP h:5060;branch=z9hG4bK1;rport"
+    h.parse_with_hole(spec, good, h.hole_in("via", good))  # type: ignore[arg-type]  # the template exists
+    text = good.replace("z9hG4bK1", bad)
+    hole = h.hole_in("via", text)
+    if hole is not None:
+        assert _run(lambda: h.parse_with_hole(spec, text, hole)) == _run(lambda: h.parse_value(spec, text))
