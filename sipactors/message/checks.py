@@ -34,11 +34,14 @@ _REQUIRED_SET = frozenset(key for _, key in _REQUIRED_KEYS)
 
 
 def _first_parsed(index: dict[str, list[HeaderField]], key: str) -> Any:
+    # parse() has parsed every core header already: read the value without the accessor's list copy
     fields = index.get(key)
-    return fields[0].parsed if fields else None
+    return fields[0]._parsed if fields else None
 
 
 def refusal_for(message: Message) -> Refusal | None:
+    """The first rule ``message`` breaks, or None. For a message from ``parse``, whose core header fields
+    are parsed already."""
     if message.version.upper() != "SIP/2.0":
         return Refusal(505, "Version Not Supported", "RFC 3261 §8.2.2.1, §21.5.6")
     is_request = message.is_request
@@ -56,7 +59,7 @@ def refusal_for(message: Message) -> Refusal | None:
                 return Refusal(400, f"Multiple {name} header fields", "RFC 3261 §7.3.1")
     first = _first_parsed
     for field in index["via"]:
-        if not field.parsed:
+        if not field._parsed:
             return Refusal(400, "Missing Via header field", "RFC 3261 §8.1.1.7")
     cseq = first(index, "cseq")
     if cseq.seq >= CSEQ_LIMIT:
@@ -70,7 +73,7 @@ def refusal_for(message: Message) -> Refusal | None:
     if expires is not None and expires > DELTA_LIMIT:
         return Refusal(400, "Expires above 2**32-1", "RFC 3261 §20.19")
     for field in index.get("contact", ()):
-        contacts = field.parsed
+        contacts = field._parsed
         if isinstance(contacts, list):
             for contact in contacts:
                 if contact.params:  # the grammar made expires a delta-seconds (1*DIGIT), if present

@@ -381,8 +381,9 @@ def split_head(data: bytes, stream: bool = False) -> Head:
         raise ParseError("empty message")
     start = 0
     # RFC 3261 §7.5: CRLFs before the start-line are ignored.
-    while data.startswith(b"\r\n", start):
-        start += 2
+    if data[:2] == b"\r\n":
+        while data.startswith(b"\r\n", start):
+            start += 2
     end = data.find(b"\r\n\r\n", start)
     body_offset = end + 4
     if end < 0:
@@ -396,13 +397,13 @@ def split_head(data: bytes, stream: bool = False) -> Head:
     text = data[start:end].decode("latin-1")
     lines = text.split("\r\n")
     start_line = lines[0]
+    breaks = len(lines) - 1
+    if text.count("\r") == breaks and text.count("\n") == breaks and "\r\n " not in text and "\r\n\t" not in text:
+        # no bare CR or LF and no folded line: the common case; each line is split where it is used
+        return Head(start_line, data[start : start + len(start_line)], lines[1:], None, body_offset)
     if "\n" in start_line or "\r" in start_line:
         raise ParseError("bare CR or LF in the start line")
-    bare = text.count("\r") != len(lines) - 1 or text.count("\n") != len(lines) - 1
     headers: list[tuple[str, str, str]] = []
-    if "\r\n " not in text and "\r\n\t" not in text and not bare:
-        # no folded line: the common case; each line is split where it is used
-        return Head(start_line, data[start : start + len(start_line)], lines[1:], None, body_offset)
     current: list[str] | None = None
     for line in lines[1:]:
         if line[:1] in (" ", "\t"):
@@ -518,9 +519,8 @@ def _field(name: str, value: str, raw: str, memoise: bool) -> HeaderField:
     if key in _CORE:
         assert spec is not None  # every core header has a spec
         hole = hole_in(spec.kind, value)
-        if hole is not None:
+        if hole is not None:  # a fresh branch or tag, usually; a line that repeats whole still hits the memo
             parsed = parse_with_hole(spec, value, hole)
-            memoise = False  # the line is new in every message: its template is what repeats
         else:
             parsed = parse_value(spec, value)
     field = HeaderField(name, value, raw, parsed, info)
