@@ -34,7 +34,8 @@ _REQUIRED_SET = frozenset(key for _, key in _REQUIRED_KEYS)
 
 
 def _first_parsed(index: dict[str, list[HeaderField]], key: str) -> Any:
-    # parse() has parsed every core header already: read the value without the accessor's list copy
+    # parse() has parsed every core header already: read the value without the accessor's list copy (only
+    # Via, From and To may hold a Deferred value, rulings R22, and they are not read through here)
     fields = index.get(key)
     return fields[0]._parsed if fields else None
 
@@ -59,7 +60,7 @@ def refusal_for(message: Message) -> Refusal | None:
                 return Refusal(400, f"Multiple {name} header fields", "RFC 3261 §7.3.1")
     first = _first_parsed
     for field in index["via"]:
-        if not field._parsed:
+        if not field._parsed:  # a Deferred Via (rulings R22) is one via-parm: never empty
             return Refusal(400, "Missing Via header field", "RFC 3261 §8.1.1.7")
     cseq = first(index, "cseq")
     if cseq.seq >= CSEQ_LIMIT:

@@ -17,13 +17,17 @@ from typing import Any
 from sipactors.message.errors import ParseError, Refusal
 from sipactors.message.fields import CSeq, NameAddr, Via
 from sipactors.message.headers import (
+    Deferred,
     HeaderSpec,
+    Template,
     canonical_name,
     hole_in,
+    is_token,
     parse_uri,
     parse_value,
     parse_with_hole,
     spec_for,
+    template_of,
     validate_extension,
 )
 from sipactors.message.memo import Memo
@@ -75,6 +79,8 @@ class HeaderField:
             else:
                 parsed = parse_value(spec, self.value)
             self._parsed = parsed
+        elif type(parsed) is Deferred:  # validated already; built now (rulings R22)
+            parsed = self._parsed = parsed.build()
         return parsed.copy() if type(parsed) is list else parsed
 
     def copy(self) -> HeaderField:
@@ -498,10 +504,75 @@ def _read_line(line: str) -> HeaderField:
     known: HeaderField | None = _LINES.get(line)
     if known is not None:
         return known
+    hole = _line_hole(line)
+    if hole is not None:
+        start, end = hole
+        template: _LineTemplate | None = _LINE_TEMPLATES.get((line[:start], line[end:]))
+        if template is not None and is_token(line[start:end]):
+            return template.fill(line, line[start:end])
     name, colon, value = line.partition(":")
     if not colon:
         raise ParseError("header line without a colon", line=line[:80], rule="message-header")
-    return _field(name.rstrip(" \t"), value.strip(" \t"), line, len(line) <= _MEMO_LINE)
+    name = name.rstrip(" \t")
+    field = _field(name, value.strip(" \t"), line, len(line) <= _MEMO_LINE)
+    if hole is not None and field.spec is not None and field.spec.kind in ("via", "address"):
+        _LineTemplate.learn(field, hole)
+    return field
+
+
+def _line_hole(line: str) -> tuple[int, int] | None:
+    """Where a fresh branch or tag would lie in a whole header line, found as ``hole_in`` finds it in the
+    value (rulings R22); ``_LineTemplate.learn`` keeps a template only where the two agree."""
+    at = line.find(";branch=")
+    if at >= 0:
+        start = at + 8
+    else:
+        gt = line.rfind(">")
+        at = line.find(";tag=", gt) if gt >= 0 else -1
+        if at < 0:
+            return None
+        start = at + 5
+    end = line.find(";", start)
+    if end < 0:
+        end = len(line)
+    return (start, end) if start < end else None
+
+
+class _LineTemplate:
+    """A Via, From or To line seen before, with its branch or tag cut out (rulings R22): what a line of the
+    same shape with another token in the hole reads as, without splitting it again."""
+
+    __slots__ = ("name", "info", "value_start", "value_cut", "kind", "template")
+
+    def __init__(self, field: HeaderField, value_start: int, value_cut: int, template: Template) -> None:
+        self.name = field.name
+        self.info = (field.key, field.spec)
+        self.value_start = value_start  # where the value begins in the line
+        self.value_cut = value_cut  # how much whitespace follows it
+        self.kind = field.spec.kind if field.spec is not None else ""
+        self.template = template
+
+    @staticmethod
+    def learn(field: HeaderField, hole: tuple[int, int]) -> None:
+        """Keep the template of ``field``'s line when the line's hole is the value's hole."""
+        assert field.raw is not None and field.spec is not None
+        line, value = field.raw, field.value
+        value_start = line.index(value, len(field.name) + 1)
+        value_hole = hole_in(field.spec.kind, value)
+        if value_hole is None or (value_hole[0] + value_start, value_hole[1] + value_start) != hole:
+            return
+        template = template_of(field.spec, value, value_hole)
+        if template is not None:
+            value_cut = len(line) - value_start - len(value)
+            _LINE_TEMPLATES.put((line[: hole[0]], line[hole[1] :]), _LineTemplate(field, value_start, value_cut, template))
+
+    def fill(self, line: str, token: str) -> HeaderField:
+        value = line[self.value_start : len(line) - self.value_cut]
+        return HeaderField(self.name, value, line, Deferred(self.kind, self.template, token), self.info)
+
+
+#: (line before the token, line after it) -> its _LineTemplate. Bounded.
+_LINE_TEMPLATES = Memo()
 
 
 def _field(name: str, value: str, raw: str, memoise: bool) -> HeaderField:
@@ -534,6 +605,7 @@ def clear_memos() -> None:
     from sipactors.message.headers import clear_memos as clear_header_memos
 
     _LINES.clear()
+    _LINE_TEMPLATES.clear()
     _START_LINES.clear()
     _NAME_INFO.clear()
     clear_header_memos()

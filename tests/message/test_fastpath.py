@@ -217,3 +217,58 @@ def test_a_fresh_branch_that_is_no_token_is_refused_as_the_general_parser_refuse
     hole = h.hole_in("via", text)
     if hole is not None:
         assert _run(lambda: h.parse_with_hole(spec, text, hole)) == _run(lambda: h.parse_value(spec, text))
+
+
+_WARM_TEMPLATE = (
+    "INVITE sip:bob@biloxi.example.com SIP/2.0\r\nVia: SIP/2.0/UDP pc33.example.com:5060;branch={branch};rport\r\n"
+    "Max-Forwards: 70\r\nTo: Bob <sip:bob@biloxi.example.com>{to_tag}\r\n"
+    'From: "Alice" <sip:alice@atlanta.example.com>;tag={tag}{space}\r\nCall-ID: {branch}@pc33\r\nCSeq: 1 INVITE\r\n'
+    "Content-Length: 0\r\n\r\n"
+)
+
+
+def _cold(data: bytes):  # type: ignore[no-untyped-def]
+    from sipactors.message import parse
+    from sipactors.message.message import clear_memos
+
+    clear_memos()
+    return _run(lambda: parse(data))
+
+
+@given(
+    st.lists(st.tuples(_TOKENS | _NOT_TOKENS, _TOKENS | _NOT_TOKENS, st.booleans()), min_size=1, max_size=6),
+    st.sampled_from(["", "  ", "\t"]),
+)
+def test_lines_read_through_templates_equal_a_cold_parse(tokens: list[tuple[str, str, bool]], space: str) -> None:
+    """Messages of one shape with fresh branches and tags (rulings R22): once the memo and the templates are
+    warm, each parses to what a cold parse (every memo cleared) gives, values and verdict alike."""
+    from sipactors.message import parse
+
+    messages = [
+        _WARM_TEMPLATE.format(branch=b, tag=t, to_tag=f";tag={t}" if dialog else "", space=space).encode("latin-1")
+        for b, t, dialog in tokens
+    ]
+    expected = [_cold(data) for data in messages]
+    for _ in range(2):  # the second round reads every line through a template or the line memo
+        for data, cold in zip(messages, expected, strict=True):
+            warm = _run(lambda d=data: parse(d))  # type: ignore[misc]
+            if cold == "error":
+                assert warm == "error", data
+            else:
+                assert warm != "error", data
+                assert warm == cold and warm.refusal == cold.refusal, data
+                assert bytes(warm) == data  # untouched lines go out as received
+
+
+def test_a_deferred_value_is_built_once_on_first_access() -> None:
+    from sipactors.message import parse
+    from sipactors.message.headers import Deferred
+
+    first = _WARM_TEMPLATE.format(branch="z9hG4bK1", tag="1", to_tag="", space="").encode()
+    second = _WARM_TEMPLATE.format(branch="z9hG4bK2", tag="2", to_tag="", space="").encode()
+    parse(first)
+    message = parse(second)
+    field = message.get_fields("From")[0]
+    assert type(field._parsed) is Deferred  # validated, not built
+    assert message.from_.tag == "2" and message.via[0].branch == "z9hG4bK2"
+    assert field._parsed is message.from_  # built once
