@@ -15,22 +15,6 @@ from sipactors.transport import ResolutionError, StaticResolver, Target, next_ho
 TABLE = {"example.com": ["192.0.2.5", "192.0.2.6:5070"], "v6.example.net": ["[2001:db8::1]:5080"]}
 
 
-@pytest.fixture
-def no_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every name-service entry point of the socket module fails the test if called."""
-    calls: list[str] = []
-
-    def refuse(name: str):  # type: ignore[no-untyped-def]
-        def lookup(*args, **kwargs):  # type: ignore[no-untyped-def]
-            calls.append(name)
-            raise AssertionError(f"a DNS query: socket.{name}{args}")
-        return lookup
-
-    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo", "getfqdn"):
-        monkeypatch.setattr(socket, name, refuse(name))
-    return calls
-
-
 def _resolve(uri: str) -> list[Target]:
     return StaticResolver(TABLE).resolve(parse_uri(uri))
 
