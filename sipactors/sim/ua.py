@@ -178,7 +178,7 @@ class SimUA:
             request.add_header(name, value)
         if route:
             request.add_header("Route", list(route))
-        if method not in ("ACK", "BYE", "CANCEL", "MESSAGE"):  # §8.1.1.8; RFC 3428 §4: a MESSAGE makes no dialog
+        if method not in ("ACK", "BYE", "CANCEL", "MESSAGE"):  # §8.1.1.8; RFC 3428 §4: never in a MESSAGE
             request.add_header("Contact", [self.contact])
         for name, value in headers:
             request.add_header(name, value)

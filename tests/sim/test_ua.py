@@ -250,3 +250,13 @@ def test_every_request_ends_in_exactly_one_outcome(
         assert world.alice.layer.client == {} and world.bob.layer.server == {}  # every transaction ended
     finally:
         set_default_scheduler(None)
+
+
+def test_a_transport_error_is_the_requests_outcome_rfc3261_8_1_3_1(make: Callable[..., World]) -> None:
+    world = make(link=Link(loss=1.0))
+    sent = world.alice.send("OPTIONS", "sip:bob@biloxi.example.com")
+    world.scheduler.advance(100)
+    # What a real transport reports when it cannot deliver (an ICMP error, a refused connection, §18.4).
+    world.alice.layer.client[sent.key].actor_ref.tell("transport_error")
+    world.scheduler.advance(40_000)
+    assert [o.kind for o in sent.finals] == ["transport_error"] and sent.outcome is not None and sent.outcome.status is None
