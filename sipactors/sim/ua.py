@@ -273,11 +273,13 @@ class SimUA:
             dialog.confirmed = True
             self.dialogs[dialog.id] = dialog
             sent.dialog = sent.dialog or dialog
+        ack = dialog.ack
+        assert ack is not None  # every dialog this UA created as a UAC has its ACK
         try:
-            target = self._next_hop(dialog.ack)  # type: ignore[arg-type]
+            target = self._next_hop(ack)
         except ResolutionError:
             return  # no way to the remote target: the UAS gives up after 64*T1 (§13.3.1.4)
-        self.layer.send(dialog.ack, target.address)  # type: ignore[arg-type]
+        self.layer.send(ack, target.address)
 
     # -- the TransactionUser protocol, server side (§8.2) -------------------------------------------
     def request(self, layer: TransactionLayer, key: Any, request: Request) -> None:
