@@ -1,6 +1,10 @@
 """Simulation: a virtual network with seeded loss, duplication, delay and reordering per link, on the
 virtual clock of a ``ManualScheduler`` (DESIGN §1). The same transaction layer and actors run on it as on
 real sockets; tests, the explorer and the model checker use it.
+
+``SimUA`` (``ua.py``) is a user agent on this network: a small UA core over its own transaction layer,
+answering by a script, reaching its next hops through a ``Resolver`` (RFC 3263) such as
+``sipactors.transport.StaticResolver``.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from dataclasses import dataclass, field
 
 from sipactors.runtime.scheduler import ManualScheduler
 
-__all__ = ["Link", "SimNetwork", "SimTransport"]
+__all__ = [
+    "DEFAULT_SCRIPT", "Dialog", "Link", "Outcome", "Reply", "Script", "SentRequest", "SimNetwork", "SimTransport", "SimUA",
+]
 
 Address = tuple[str, int]
 
@@ -73,3 +79,6 @@ class SimTransport:
     def send(self, data: bytes, destination: Address) -> None:
         self.sent.append((data, destination))
         self.network.send(data, self.address, destination)
+
+
+from sipactors.sim.ua import DEFAULT_SCRIPT, Dialog, Outcome, Reply, Script, SentRequest, SimUA  # noqa: E402 - ua uses the above

@@ -3,6 +3,9 @@
 The asyncio loop owns the sockets; the transaction layer runs on the scheduler's worker thread. Bytes that
 arrive are handed to the layer through the scheduler (``call_later(0, ...)``), so the layer and its actors
 only ever run on that thread; bytes to send are handed back to the loop with ``call_soon_threadsafe``.
+
+Where a request goes next (RFC 3263) is asked of a ``Resolver`` (``resolve.py``); simulations and tests
+use ``StaticResolver``, which never sends a DNS query.
 """
 
 from __future__ import annotations
@@ -14,8 +17,20 @@ from typing import Any
 
 from sipactors.message import Via
 from sipactors.message.message import split_head
+from sipactors.transport.resolve import (
+    NextHop,
+    ResolutionError,
+    Resolver,
+    StaticResolver,
+    Target,
+    next_hop,
+    proxy_uri,
+)
 
-__all__ = ["Limits", "TcpTransport", "UdpTransport", "response_destination"]
+__all__ = [
+    "Limits", "NextHop", "ResolutionError", "Resolver", "StaticResolver", "Target", "TcpTransport", "UdpTransport",
+    "next_hop", "proxy_uri", "response_destination",
+]
 
 log = logging.getLogger("sipactors.transport")
 

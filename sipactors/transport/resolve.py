@@ -1,0 +1,160 @@
+"""Locating SIP servers (RFC 3263 §4): from a SIP or SIPS URI to an ordered list of next hops, each a
+transport, a numeric address and a port.
+
+The procedure splits in two, and so does this module:
+
+* what the URI alone decides — the TARGET (§4: the ``maddr`` parameter, else the host), the transport
+  (§4.1: the ``transport`` parameter; else UDP for ``sip:`` and TLS over TCP for ``sips:``), and the port
+  (§4.2: the URI's, else the transport's default, RFC 3261 §19.1.2) — is the pure function
+  ``next_hop``;
+* what a name stands for is a ``Resolver``'s business. ``StaticResolver`` answers from a table, the way
+  an A/AAAA lookup would (§4.2), and never asks DNS: simulations and tests resolve with it, so they run
+  offline and replay exactly. A name the table does not hold fails at once with ``ResolutionError``,
+  which a proxy turns into its 5xx/404 (RFC 3263 §4.3 leaves the client with no server to try).
+
+NAPTR and SRV processing (§4.1, §4.3) belong to a DNS resolver, which does not exist yet; a table entry
+written ``address:port`` stands in for an SRV answer, used only when the URI names no port (§4.2).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sipactors.message import URI, SipURI
+from sipactors.message.params import EMPTY_PARAMS, Params
+
+__all__ = ["NextHop", "ResolutionError", "Resolver", "StaticResolver", "Target", "next_hop", "proxy_uri"]
+
+#: The transport parameter's values (RFC 3261 §19.1.1, §25.1 transport-param) as Via transport tokens.
+_TRANSPORTS = {"udp": "UDP", "tcp": "TCP", "sctp": "SCTP", "tls": "TLS", "tls-sctp": "TLS-SCTP"}
+#: A SIPS URI asks for TLS over whatever stream the transport parameter names (RFC 3261 §26.2.2).
+_SECURE = {"TCP": "TLS", "SCTP": "TLS-SCTP", "TLS": "TLS", "TLS-SCTP": "TLS-SCTP"}
+
+
+class ResolutionError(LookupError):
+    """No next hop for a URI: an unknown name, a URI that is not SIP or SIPS, or a transport it cannot use."""
+
+    def __init__(self, uri: URI | str, reason: str) -> None:
+        self.uri = uri
+        self.reason = reason
+        super().__init__(f"cannot resolve {uri}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One place a request can be sent (RFC 3263 §4.2): transport, numeric address, port."""
+
+    transport: str  # a Via transport token: UDP, TCP, TLS, SCTP, TLS-SCTP
+    host: str  # a numeric address, IPv6 without brackets
+    port: int
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class NextHop:
+    """What the URI alone says about its next hop (RFC 3263 §4, §4.1, §4.2)."""
+
+    name: str  # TARGET: maddr, else the host; lower case, no trailing dot, IPv6 without brackets
+    transport: str
+    port: int | None  # None: the URI names none (a DNS resolver would do SRV here)
+    numeric: bool
+
+    @property
+    def default_port(self) -> int:
+        """RFC 3261 §19.1.2: 5061 for TLS, 5060 otherwise."""
+        return 5061 if self.transport.startswith("TLS") else 5060
+
+
+def next_hop(uri: URI) -> NextHop:
+    """TARGET, transport and port of ``uri`` (RFC 3263 §4, §4.1, §4.2), before any name is looked up."""
+    if not isinstance(uri, SipURI):
+        raise ResolutionError(uri, f"a {uri.scheme} URI has no SIP next hop (RFC 3263 §4)")
+    name = _bare(uri.params.get("maddr") or uri.host)
+    transport = None
+    if "transport" in uri.params:
+        written = uri.params.get("transport") or ""
+        transport = _TRANSPORTS.get(written.lower())
+        if transport is None:
+            raise ResolutionError(uri, f"unsupported transport {written!r}")
+    if uri.secure:
+        if transport == "UDP":
+            # §4.1: "it is not possible to use TLS over UDP".
+            raise ResolutionError(uri, "a SIPS URI cannot be reached over UDP")
+        transport = _SECURE[transport or "TCP"]
+    return NextHop(name, transport or "UDP", uri.port, _is_numeric(name))
+
+
+def proxy_uri(host: str, port: int | None = None, transport: str | None = None) -> SipURI:
+    """The temporary URI ``sip:<proxy>`` RFC 3263 §4 resolves for a proxy known only by host and port."""
+    params = EMPTY_PARAMS if transport is None else Params((("transport", transport.lower()),))
+    return SipURI("sip", f"[{host}]" if ":" in host and not host.startswith("[") else host, port=port, params=params)
+
+
+class Resolver(Protocol):
+    """Maps a SIP or SIPS URI to the next hops to try, in order (RFC 3263 §4); raises ``ResolutionError``."""
+
+    def resolve(self, uri: URI) -> list[Target]: ...
+
+
+class StaticResolver:
+    """A resolver over a fixed table, ``{name: [address or address:port, ...]}``, that never asks DNS.
+
+    * A numeric TARGET is used as it is (RFC 3263 §4.2).
+    * A name is looked up in the table, case-insensitively and without its trailing dot (RFC 1034
+      §3.1); its addresses are tried in the order given, as A/AAAA records would be (§4.2). An address
+      written with a port stands for an SRV answer: that port is used when the URI names none.
+    * An unknown name raises ``ResolutionError`` at once.
+    """
+
+    def __init__(self, hosts: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.hosts: dict[str, list[tuple[str, int | None]]] = {}
+        for name, addresses in (hosts or {}).items():
+            self.add(name, *addresses)
+
+    def add(self, name: str, *addresses: str) -> None:
+        """Give ``name`` (more) addresses; each must be numeric, optionally with a port."""
+        entries = self.hosts.setdefault(_bare(name), [])
+        for text in addresses:
+            host, port = _split_address(text)
+            if not _is_numeric(host):
+                raise ValueError(f"{text!r} for {name!r}: a static table holds numeric addresses only")
+            entries.append((host, port))
+
+    def resolve(self, uri: URI) -> list[Target]:
+        hop = next_hop(uri)
+        if hop.numeric:
+            return [Target(hop.transport, hop.name, hop.port or hop.default_port)]
+        entries = self.hosts.get(hop.name)
+        if not entries:
+            raise ResolutionError(uri, f"unknown host {hop.name!r} (static table, no DNS)")
+        return [Target(hop.transport, host, hop.port or port or hop.default_port) for host, port in entries]
+
+
+def _bare(name: str) -> str:
+    """A host as compared: lower case, without a trailing dot or IPv6 brackets."""
+    return name.strip("[]").rstrip(".").lower()
+
+
+def _is_numeric(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_address(text: str) -> tuple[str, int | None]:
+    """``192.0.2.1``, ``192.0.2.1:5070``, ``2001:db8::1`` or ``[2001:db8::1]:5070``."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else None
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, int(port)
+    return text, None
