@@ -6,19 +6,24 @@ written (a quoted-string keeps its quotes) so a proxy re-emits them unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 
+class Params(tuple[tuple[str, str | None], ...]):
+    """An ordered, immutable list of ``(name, value)``; ``value`` is ``None`` for a bare name.
 
-@dataclass(frozen=True, slots=True)
-class Params:
-    """An ordered, immutable list of ``(name, value)``; ``value`` is ``None`` for a bare name."""
+    A tuple of its items, so building one costs what building a tuple costs (every Via and From of the
+    hot path gets one); ``len``, iteration and truth are the items'. ``in`` and ``get`` look a name up
+    case-insensitively.
+    """
 
-    items: tuple[tuple[str, str | None], ...] = ()
+    __slots__ = ()
+
+    @property
+    def items(self) -> tuple[tuple[str, str | None], ...]:  # type: ignore[override]
+        return tuple(self)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         key = name.lower()
-        for item_name, value in self.items:
+        for item_name, value in self:
             if item_name.lower() == key:
                 return value
         return default
@@ -27,41 +32,35 @@ class Params:
         if not isinstance(name, str):
             return False
         key = name.lower()
-        return any(item_name.lower() == key for item_name, _ in self.items)
-
-    def __iter__(self) -> Iterator[tuple[str, str | None]]:
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __bool__(self) -> bool:
-        return bool(self.items)
+        return any(item_name.lower() == key for item_name, _ in self)
 
     def names(self) -> list[str]:
-        return [name for name, _ in self.items]
+        return [name for name, _ in self]
 
-    def replace(self, name: str, value: str | None) -> Params:
+    def replace(self, name: str, value: str | None) -> Params:  # type: ignore[override]
         """A copy with ``name`` set to ``value`` (appended when absent)."""
         key = name.lower()
-        items = list(self.items)
+        items = list(self)
         for index, (item_name, _) in enumerate(items):
             if item_name.lower() == key:
                 items[index] = (item_name, value)
-                return Params(tuple(items))
+                return Params(items)
         items.append((name, value))
-        return Params(tuple(items))
+        return Params(items)
 
     def without(self, name: str) -> Params:
         key = name.lower()
-        return Params(tuple(item for item in self.items if item[0].lower() != key))
+        return Params(item for item in self if item[0].lower() != key)
 
     def render(self) -> str:
         """``;a=b;c`` — the canonical form (no whitespace around ``;`` and ``=``)."""
-        return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in self.items)
+        return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in self)
 
     def __str__(self) -> str:
         return self.render()
+
+    def __repr__(self) -> str:
+        return f"Params({tuple(self)!r})"
 
 
 EMPTY_PARAMS = Params()
