@@ -119,6 +119,7 @@ class KindMachine:
     def __init__(self, model: dict[str, Any], timers: TimerConfig, lean: bool = True) -> None:
         self.model = model
         self.name: str = model["name"]
+        self.server = self.name.endswith("server")  # a server transaction (RFC 3261 §17.2)
         self.timers = timers
         self.decisions: dict[str, dict[str, Any]] = model["decisions"]
         # A timer's initial value per kind of transport, evaluated once rather than per start.
