@@ -276,7 +276,8 @@ class TransactionLayer:
     def receive(self, data: bytes, source: Address, transport: Transport | None = None) -> None:
         """A message from ``source`` over ``transport`` (the layer's default when None)."""
         transport = transport or self.transport
-        self.emit({"type": "in", "source": list(source), "bytes": len(data)})
+        if self._subscribers:
+            self.emit({"type": "in", "source": list(source), "bytes": len(data)})
         try:
             message = parse(data, stream=transport.reliable)
         except ParseError as error:
