@@ -168,55 +168,48 @@ class KindMachine:
 
     def fire(self, tx: Transaction, event: str, message: Any = None) -> list[Effect]:
         """One step: the effects of ``event`` in the transaction's current state."""
-        step = self._step(tx, event)
-        if step is None:
-            return []
-        if step.takes_request and tx.request is None:
-            tx.request = message
-        effects: list[Effect] = []
-        # Event._process, for the pair's transitions found once: the first whose conditions hold runs.
-        data = EventData(step.source, step.event, self.machine, tx, (),
-                         {"message": message, "effects": effects, "fired": step.fired})
-        for transition in step.transitions:
-            data.transition = transition
-            if transition.execute(data):
-                data.result = True
-                break
-        else:
-            raise ProtocolError(f"{self.name}: no guard of ({tx.state}, {event}) holds")
-        return self._settle(tx, step, effects)
+        return self._fire(tx, event, message, self._execute)
 
     def trigger(self, tx: Transaction, event: str, message: Any = None) -> list[Effect]:
         """``fire`` through the general path, ``machine.events[event].trigger``, for the tests to compare."""
-        step = self._step(tx, event)
-        if step is None:
-            return []
-        if step.takes_request and tx.request is None:
-            tx.request = message
-        effects: list[Effect] = []
-        if not self.machine.events[event].trigger(tx, message=message, effects=effects, fired=step.fired):
-            raise ProtocolError(f"{self.name}: no guard of ({tx.state}, {event}) holds")
-        return self._settle(tx, step, effects)
+        return self._fire(tx, event, message, self._trigger)
 
-    def _step(self, tx: Transaction, event: str) -> _Step | None:
-        """The resolved pair, None for an ignored one; ProtocolError for an error or an unknown event."""
+    def _fire(
+        self, tx: Transaction, event: str, message: Any, run: Callable[[_Step, Transaction, dict[str, Any]], bool],
+    ) -> list[Effect]:
         step = self._steps[tx.state].get(event)
         if step is None:
             raise ProtocolError(f"{self.name}: unknown event {event!r}")
-        if step.kind == "rows":
-            return step
-        if step.kind == "ignore":
-            return None
-        decision = step.decision
-        raise ProtocolError(f"{self.name}: {event} in {tx.state}: {decision['why']} ({decision['rfc']})")
-
-    @staticmethod
-    def _settle(tx: Transaction, step: _Step, effects: list[Effect]) -> list[Effect]:
+        if step.kind != "rows":
+            if step.kind == "ignore":
+                return []
+            decision = step.decision
+            raise ProtocolError(f"{self.name}: {event} in {tx.state}: {decision['why']} ({decision['rfc']})")
+        if step.takes_request and tx.request is None:
+            tx.request = message
+        effects: list[Effect] = []
+        if not run(step, tx, {"message": message, "effects": effects, "fired": step.fired}):
+            raise ProtocolError(f"{self.name}: no guard of ({tx.state}, {event}) holds")
         # A timer that fires is no longer running, unless its action restarts it.
         fired = step.fired
         if fired is not None and not any(type(e) is StartTimer and e.timer == fired for e in effects):
             tx.intervals.pop(fired, None)
         return effects
+
+    def _execute(self, step: _Step, tx: Transaction, kwargs: dict[str, Any]) -> bool:
+        # Event._process, for the pair's transitions found once: the first whose conditions hold runs.
+        data = EventData(step.source, step.event, self.machine, tx, (), kwargs)
+        for transition in step.transitions:
+            data.transition = transition
+            if transition.execute(data):
+                data.result = True
+                return True
+        return False
+
+    @staticmethod
+    def _trigger(step: _Step, tx: Transaction, kwargs: dict[str, Any]) -> bool:
+        assert step.event is not None  # a pair decided by rows has its event in the machine
+        return bool(step.event.trigger(tx, **kwargs))
 
     # -- actions ------------------------------------------------------------------------------------
     def _row_callback(self, actions: list[str]) -> Callable[[EventData], None]:
