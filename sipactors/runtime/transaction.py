@@ -143,13 +143,14 @@ class TransactionActor(ScheduledActor):
             self.layer.emit({"type": "refused", "transaction": repr(self.key), "machine": self.machine.name,
                              "event": event, "state": before, "why": str(error)})
             return
-        decision = self.machine.decision(before, event)
-        rfc = decision["rows"][0]["rfc"] if decision["kind"] == "rows" else decision["rfc"]
-        self.layer.emit(
-            {"type": "transition", "transaction": repr(self.key), "machine": self.machine.name, "event": event,
-             "before": before, "after": self.tx.state, "decision": decision["kind"], "rfc": rfc,
-             "effects": [type(effect).__name__ for effect in effects]}
-        )
+        if self.layer.tracing:  # the record is built only for someone who reads it
+            decision = self.machine.decision(before, event)
+            rfc = decision["rows"][0]["rfc"] if decision["kind"] == "rows" else decision["rfc"]
+            self.layer.emit(
+                {"type": "transition", "transaction": repr(self.key), "machine": self.machine.name, "event": event,
+                 "before": before, "after": self.tx.state, "decision": decision["kind"], "rfc": rfc,
+                 "effects": [type(effect).__name__ for effect in effects]}
+            )
         for effect in effects:
             self.apply(effect)
 
@@ -170,7 +171,7 @@ class TransactionActor(ScheduledActor):
             else:
                 message = effect.message
             data = message if isinstance(message, bytes) else bytes(message)
-            if effect.what == "response" and self.machine.name.endswith("server"):
+            if effect.what == "response" and self.machine.server:
                 # A server transaction resends its last response as sent: keep the octets, not the
                 # message, and once a final response is out the request is no longer needed.
                 self.tx.last_response = data
@@ -181,8 +182,7 @@ class TransactionActor(ScheduledActor):
             running = self.timers.pop(effect.timer, None)
             if running is not None:
                 running.cancel()
-            ref, timer = self.actor_ref, effect.timer
-            self.timers[timer] = self._scheduler.call_later(effect.delay, lambda: _tell(ref, TimerFired(timer)))
+            self.timers[effect.timer] = self._scheduler.call_later(effect.delay, _Expiry(self.actor_ref, effect.timer))
         elif isinstance(effect, CancelTimer):
             running = self.timers.pop(effect.timer, None)
             if running is not None:
@@ -210,7 +210,7 @@ class TransactionActor(ScheduledActor):
     def on_failure(self, *exc_info: Any) -> None:
         """Contain the failure: answer 500 where a server transaction owes a final response (DESIGN §3)."""
         request = self.tx.request
-        if self.machine.name.endswith("server") and isinstance(request, Request) and not self.final_sent:
+        if self.machine.server and isinstance(request, Request) and not self.final_sent:
             if request.method != "ACK":
                 self.layer.send(response_for(request, 500, "Server Internal Error"), self.peer, self.transport)
         for handle in self.timers.values():
@@ -221,9 +221,23 @@ class TransactionActor(ScheduledActor):
 _AWAITING_FINAL = frozenset({"init", "trying", "proceeding"})
 
 
-def _tell(ref: Any, message: Any) -> None:
-    if ref.is_alive():
-        ref.tell(message)
+class _Expiry:
+    """A running timer's callback: tell the actor, if it still lives, that the timer fired. A slotted
+    object (48 octets) rather than a closure (a function, its cells and their tuple: about 300), as
+    every live transaction holds one; the ``TimerFired`` messages are shared, one per timer."""
+
+    __slots__ = ("ref", "fired")
+
+    def __init__(self, ref: Any, timer: str) -> None:
+        self.ref = ref
+        self.fired = _FIRED.get(timer) or _FIRED.setdefault(timer, TimerFired(timer))
+
+    def __call__(self) -> None:
+        if self.ref.is_alive():
+            self.ref.tell(self.fired)
+
+
+_FIRED: dict[str, TimerFired] = {}
 
 
 class TransactionLayer:
@@ -247,6 +261,11 @@ class TransactionLayer:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
+    @property
+    def tracing(self) -> bool:
+        """Whether anyone receives trace records (a caller may skip building one when not)."""
+        return bool(self._subscribers)
+
     def emit(self, record: dict[str, Any]) -> None:
         if self._subscribers:
             stamped = {"time": self.scheduler.now(), **record}
@@ -257,7 +276,8 @@ class TransactionLayer:
     def receive(self, data: bytes, source: Address, transport: Transport | None = None) -> None:
         """A message from ``source`` over ``transport`` (the layer's default when None)."""
         transport = transport or self.transport
-        self.emit({"type": "in", "source": list(source), "bytes": len(data)})
+        if self._subscribers:
+            self.emit({"type": "in", "source": list(source), "bytes": len(data)})
         try:
             message = parse(data, stream=transport.reliable)
         except ParseError as error:

@@ -54,7 +54,10 @@ def response_destination(via: Via, source: Address) -> Address:
         return (via.params.get("maddr") or source[0], via.port or 5060)
     if "rport" in via.params:
         return source
-    return (source[0], via.port or 5060)
+    port = via.port or 5060
+    # The usual case, a response to where the request came from: share the source tuple, which a
+    # transaction keeps as its peer for all its life.
+    return source if len(source) == 2 and source[1] == port else (source[0], port)
 
 
 class UdpTransport(asyncio.DatagramProtocol):
