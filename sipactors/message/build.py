@@ -4,7 +4,7 @@ randomness, as the sans-IO core must not)."""
 
 from __future__ import annotations
 
-from sipactors.message.message import HeaderField, Request, Response
+from sipactors.message.message import _UNSET, HeaderField, Request, Response
 
 __all__ = ["REASON_PHRASES", "ack_for", "response_for"]
 
@@ -37,19 +37,25 @@ def response_for(
     fields: list[HeaderField] = []
     for field in request.fields:
         if field.key in ("via", "from", "call-id", "cseq"):
-            fields.append(field.copy())
+            fields.append(field)
         elif field.key == "to":
             to = request.to
             if to_tag is not None and status != 100 and to is not None and to.tag is None:
-                tagged = to.with_params(to.params.replace("tag", to_tag))
-                fields.append(HeaderField("To", tagged.render(), None, tagged))
+                # the tag goes last, where with_params would put it: the text is the value's, parsed on access
+                fields.append(HeaderField(field.name, f"{field.value};tag={to_tag}", None, _UNSET, (field.key, field.spec)))
             else:
-                fields.append(field.copy())
+                fields.append(field)
     response = Response(status, reason or REASON_PHRASES.get(status, "Unknown"), fields, body)
     for name, value in headers or ():
         response.add_header(name, value)
-    response.add_header("Content-Length", len(body))
+    if body:
+        response.add_header("Content-Length", len(body))
+    else:
+        fields.append(_NO_BODY)  # fields never change once built: one for every empty response
     return response
+
+
+_NO_BODY = HeaderField("Content-Length", "0", None, 0)
 
 
 def ack_for(request: Request, response: Response) -> Request:
@@ -59,11 +65,11 @@ def ack_for(request: Request, response: Response) -> Request:
     top = request.via[0]
     fields.append(HeaderField("Via", top.render(), None, [top]))
     for key in ("max-forwards", "from", "call-id"):
-        fields.extend(field.copy() for field in request.get_fields(key))
-    fields.extend(field.copy() for field in response.get_fields("To"))
+        fields.extend(request.get_fields(key))
+    fields.extend(response.get_fields("To"))
     cseq = request.cseq
     assert cseq is not None
     fields.append(HeaderField("CSeq", f"{cseq.seq} ACK"))
-    fields.extend(field.copy() for field in request.get_fields("Route"))
+    fields.extend(request.get_fields("Route"))
     fields.append(HeaderField("Content-Length", "0"))
     return Request("ACK", request.uri, fields, b"", request.version)

@@ -83,12 +83,6 @@ class HeaderField:
             parsed = self._parsed = parsed.build()
         return parsed.copy() if type(parsed) is list else parsed
 
-    def copy(self) -> HeaderField:
-        """The same line for another message (a parsed list is copied; its items are immutable)."""
-        parsed = self._parsed
-        return HeaderField(self.name, self.value, self.raw, list(parsed) if type(parsed) is list else parsed,
-                           (self.key, self.spec))
-
     def render(self) -> bytes:
         if self.raw is not None:
             return self.raw.encode("latin-1")
