@@ -88,6 +88,7 @@ def test_options_over_udp_and_tcp_malformed_and_oversized_requests_and_a_clean_s
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
+    assert process.stderr is not None and "transitions" not in process.stderr.read()  # no log line per step
     records = [json.loads(line) for line in trace.read_text().splitlines()]
     transitions = [r for r in records if r["type"] == "transition"]
     assert any(r["machine"] == "non_invite_server" and r["event"] == "recv_request" and r["rfc"] for r in transitions)
