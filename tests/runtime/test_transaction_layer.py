@@ -239,7 +239,7 @@ def test_trace_records_name_the_actor_one_id_per_transaction_and_in_and_out_carr
     actors = {actor_id: [r for r in trace if r.get("actor") == actor_id] for actor_id in
               dict.fromkeys(r["actor"] for r in trace if r["type"] == "transition")}
     assert list(actors) == ["non_invite_server-1", "invite_server-2"]  # by kind and order of creation
-    for actor_id, records in actors.items():
+    for records in actors.values():
         assert len({r["transaction"] for r in records}) == 1  # one actor, one transaction key
         assert {r["type"] for r in records} == {"in", "transition", "out"}
         assert records[-1]["type"] == "transition" and records[-1]["after"] == "terminated"
