@@ -78,8 +78,9 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.deliver(data, source, self)
 
     def send(self, data: bytes, destination: Address) -> None:
-        """Send from the calling (scheduler) thread: handing every datagram to the loop cost a self-pipe
-        write and a loop wake-up per response, a fifth of the server's time under load."""
+        """Send from the calling (scheduler) thread: handing every datagram to the loop costs a self-pipe
+        write, a loop wake-up and a switch of threads per response (measured: ~5-10 % of the server's CPU
+        time per OPTIONS under SIPp, and a fifth of its profile samples)."""
         direct = self._direct
         if direct is None:
             return
