@@ -21,8 +21,11 @@
 #      MAX_RUNS=10 (per search)  UAC_PORT=5180 STUB_PORT=5191 (not the shared bench's defaults, so a
 #      bench run by another session does not collide)  QUIET_PCT=60 QUIET_TRIES=10 (run.sh waits, bounded,
 #      for a second with at most this % of both cores busy: core 0 may be busy with other work all along)
+# Caveats: a non-INVITE server transaction lives Timer J = 32 s after its 200 (UDP), so the transactions
+# of a 5-s step end during later steps, and a step after an overloaded one inherits its backlog (the
+# bisection's later steps then fail lower); STEP_SECS=40 approaches the steady state (~10 min a search).
 # Bounded: 2 searches per repetition, each <= MAX_RUNS runs of STEP_SECS s and no new run after BUDGET s
-# (about 2.5 min per repetition with the defaults, plus run.sh's bounded waits for a quiet core).
+# (about 3-4 min per repetition with the defaults, including run.sh's bounded waits for a quiet core).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
@@ -79,7 +82,7 @@ echo "# $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ,-]*' | head -1);" \
 # every run line goes to stderr as it comes (anchors.sh appends them to OUT; its own "rep=" lines,
 # which it also appends there, go to stdout only); scenario=register in them means this OPTIONS pair
 OUT=/dev/stderr "$W/bench/anchors.sh" -n "$reps" -s register direct "sipactors=127.0.0.1:$PORT" \
-    2> >(sed '/^rep=/d; s/scenario=register/scenario=options/' >&2) | sed 's/scenario=register/scenario=options/; s/^register /options  /' |
+    2> >(sed -u '/^rep=/d; s/scenario=register/scenario=options/' >&2) | sed -u 's/scenario=register/scenario=options/; s/^register /options  /' |
   tee "$W/summary"
 kill -0 "$server" 2>/dev/null || { echo "options.sh: the server died during the run:" >&2; cat "$W/server.out" >&2; exit 1; }
 
