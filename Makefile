@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test lint grammar bench clean
+.PHONY: run test lint grammar bench bench-options clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ grammar: $(BIN)/.installed
 ## Parser throughput (messages/s), hot path and oracle.
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/parse.py
+
+## OPTIONS/s of `sipactors serve` under SIPp beside a SIPp UAS (the ceiling), on core 1; REPS=3 for medians.
+bench-options: $(BIN)/.installed
+	benchmarks/options.sh -n $(or $(REPS),1)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

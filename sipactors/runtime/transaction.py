@@ -11,12 +11,15 @@ user (TU) told, the actor stopped and forgotten when the machine says Terminated
   statelessly with that status.
 * An actor that fails answers its request with ``500`` if it owns a server transaction that has sent no
   final response, and stops; every other transaction runs on.
-* Every step is traced: one dict per message in or out and per transition (time, transaction, machine,
-  state before and after, event, the RFC section of the table row).
+* Every step is traced: one dict per message in or out and per transition (time, actor id, transaction,
+  machine, state before and after, event, the RFC section of the table row). The actor id (``kind-N``,
+  numbered by the layer in order of creation, so a seeded simulation names them the same every run) is
+  on every record of a transaction actor and on every message in or out that one handles.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 from collections.abc import Callable
@@ -109,6 +112,7 @@ class TransactionActor(ScheduledActor):
         self.machine: KindMachine = layer.machines[kind]
         self.tx = self.machine.new(transport.reliable)
         self.timers: dict[str, TimerHandle] = {}
+        self.actor_id = f"{kind}-{next(layer.serial)}"  # readable and reproducible, unlike actor_urn (uuid4)
 
     # -- events ---------------------------------------------------------------------------------
     def on_receive(self, event: Any) -> None:
@@ -140,16 +144,16 @@ class TransactionActor(ScheduledActor):
             # The table declares this event an error here (a TU answering twice, say): the TU is at
             # fault, not the transaction, which goes on as the RFC says.
             log.warning("refused %s in %s for %r: %s", event, before, self.key, error)
-            self.layer.emit({"type": "refused", "transaction": repr(self.key), "machine": self.machine.name,
-                             "event": event, "state": before, "why": str(error)})
+            self.layer.emit({"type": "refused", "actor": self.actor_id, "transaction": repr(self.key),
+                             "machine": self.machine.name, "event": event, "state": before, "why": str(error)})
             return
         if self.layer.tracing:  # the record is built only for someone who reads it
             decision = self.machine.decision(before, event)
             rfc = decision["rows"][0]["rfc"] if decision["kind"] == "rows" else decision["rfc"]
             self.layer.emit(
-                {"type": "transition", "transaction": repr(self.key), "machine": self.machine.name, "event": event,
-                 "before": before, "after": self.tx.state, "decision": decision["kind"], "rfc": rfc,
-                 "effects": [type(effect).__name__ for effect in effects]}
+                {"type": "transition", "actor": self.actor_id, "transaction": repr(self.key),
+                 "machine": self.machine.name, "event": event, "before": before, "after": self.tx.state,
+                 "decision": decision["kind"], "rfc": rfc, "effects": [type(effect).__name__ for effect in effects]}
             )
         for effect in effects:
             self.apply(effect)
@@ -177,7 +181,7 @@ class TransactionActor(ScheduledActor):
                 self.tx.last_response = data
                 if self.final_sent:
                     self.tx.request = None
-            layer.send(data, self.peer, self.transport)
+            layer.send(data, self.peer, self.transport, self)
         elif isinstance(effect, StartTimer):
             running = self.timers.pop(effect.timer, None)
             if running is not None:
@@ -212,7 +216,7 @@ class TransactionActor(ScheduledActor):
         request = self.tx.request
         if self.machine.server and isinstance(request, Request) and not self.final_sent:
             if request.method != "ACK":
-                self.layer.send(response_for(request, 500, "Server Internal Error"), self.peer, self.transport)
+                self.layer.send(response_for(request, 500, "Server Internal Error"), self.peer, self.transport, self)
         for handle in self.timers.values():
             handle.cancel()
         self.layer.forget(self.key, self)
@@ -255,6 +259,10 @@ class TransactionLayer:
         self.server: dict[Any, TransactionActor] = {}
         self.client: dict[Any, TransactionActor] = {}
         self._subscribers: list[Callable[[dict[str, Any]], None]] = [trace] if trace is not None else []
+        self.serial = itertools.count(1)  # numbers the actors' ids
+        # The "in" record of the message being dispatched, held back (only while someone subscribes) until
+        # dispatch knows which transaction actor handles it; any other record first lets it out as it is.
+        self._arrival: dict[str, Any] | None = None
 
     def subscribe(self, subscriber: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Receive every trace record from now on; returns the function that unsubscribes."""
@@ -268,16 +276,32 @@ class TransactionLayer:
 
     def emit(self, record: dict[str, Any]) -> None:
         if self._subscribers:
+            if self._arrival is not None:  # the message in comes before anything it causes
+                self._arrived(None)
             stamped = {"time": self.scheduler.now(), **record}
             for subscriber in list(self._subscribers):
                 subscriber(stamped)
+
+    def _arrived(self, actor: TransactionActor | None) -> None:
+        """Emit the held-back "in" record, naming the transaction actor that handles the message, if one does."""
+        record, self._arrival = self._arrival, None
+        if record is not None:
+            if actor is not None:
+                record.update(actor=actor.actor_id, transaction=repr(actor.key))
+            self.emit(record)
+
+    def _hand(self, actor: TransactionActor, message: Request | Response, source: Address) -> None:
+        """Give a received message to the transaction actor that handles it (its "in" record names it)."""
+        if self._arrival is not None:
+            self._arrived(actor)
+        actor.actor_ref.tell(Received(message, source))
 
     # -- network side ---------------------------------------------------------------------------
     def receive(self, data: bytes, source: Address, transport: Transport | None = None) -> None:
         """A message from ``source`` over ``transport`` (the layer's default when None)."""
         transport = transport or self.transport
         if self._subscribers:
-            self.emit({"type": "in", "source": list(source), "bytes": len(data)})
+            self._arrival = {"type": "in", "source": list(source), "bytes": len(data)}
         try:
             message = parse(data, stream=transport.reliable)
         except ParseError as error:
@@ -293,6 +317,8 @@ class TransactionLayer:
             log.exception("failed to dispatch a message from %s", source)
             if isinstance(message, Request) and message.method != "ACK" and message.via:
                 self.send(response_for(message, 500, "Server Internal Error"), source, transport)
+        if self._arrival is not None:  # handled without a transaction actor, and silently
+            self._arrived(None)
 
     def _malformed(self, data: bytes, source: Address, error: ParseError, transport: Transport) -> None:
         if data[:4].upper() == b"SIP/":
@@ -318,7 +344,7 @@ class TransactionLayer:
         key = server_key(request)
         actor = self.server.get(key)
         if actor is not None:
-            actor.actor_ref.tell(Received(request, source))
+            self._hand(actor, request, source)
             return
         if request.method == "ACK":
             self.tu.ack(self, request, source)  # the ACK for a 2xx: no transaction (§17.2.3)
@@ -327,7 +353,7 @@ class TransactionLayer:
         _stamp_via(request, source)
         peer = source if transport.reliable else response_destination(request.via[0], source)
         actor = self._spawn(self.server, kind, key, peer, transport)
-        actor.actor_ref.tell(Received(request, source))
+        self._hand(actor, request, source)
 
     def _response(self, response: Response, source: Address) -> None:
         key = client_key(response)
@@ -336,7 +362,7 @@ class TransactionLayer:
             log.info("a response matching no transaction from %s: dropped (RFC 6026 §7.2)", source)
             self.emit({"type": "stray", "source": list(source), "status": response.status})
             return
-        actor.actor_ref.tell(Received(response, source))
+        self._hand(actor, response, source)
 
     # -- TU side --------------------------------------------------------------------------------
     def respond(self, key: Any, response: Response) -> None:
@@ -375,11 +401,18 @@ class TransactionLayer:
             if table.get(key) is actor:
                 del table[key]
 
-    def send(self, message: Request | Response | bytes, destination: Address, transport: Transport | None = None) -> None:
+    def send(
+        self, message: Request | Response | bytes, destination: Address, transport: Transport | None = None,
+        actor: TransactionActor | None = None,
+    ) -> None:
+        """Send ``message``; ``actor`` is the transaction actor sending it, named in the trace."""
         data = message if isinstance(message, bytes) else bytes(message)
         (transport or self.transport).send(data, destination)
         if self._subscribers:
-            self.emit({"type": "out", "destination": list(destination), "message": data[: data.find(b"\r\n")].decode("latin-1")})
+            record = {"type": "out", "destination": list(destination), "message": data[: data.find(b"\r\n")].decode("latin-1")}
+            if actor is not None:
+                record.update(actor=actor.actor_id, transaction=repr(actor.key))
+            self.emit(record)
 
 
 def _stamp_via(request: Request, source: Address) -> None:

@@ -2,7 +2,9 @@
 
 The asyncio loop owns the sockets; the transaction layer runs on the scheduler's worker thread. Bytes that
 arrive are handed to the layer through the scheduler (``call_later(0, ...)``), so the layer and its actors
-only ever run on that thread; bytes to send are handed back to the loop with ``call_soon_threadsafe``.
+only ever run on that thread. A UDP datagram to send goes out from that thread at once, on a duplicate of
+the loop's socket (one ``sendto``, which the kernel serialises); TCP bytes, and a datagram the socket
+buffer has no room for, are handed back to the loop with ``call_soon_threadsafe``.
 
 Where a request goes next (RFC 3263) is asked of a ``Resolver`` (``resolve.py``); simulations and tests
 use ``StaticResolver``, which never sends a DNS query.
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -69,9 +73,18 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.deliver = deliver
         self.too_large = too_large
         self.socket: asyncio.DatagramTransport | None = None
+        self._direct: socket.socket | None = None  # the same socket, for sending from the scheduler thread
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.socket = transport  # type: ignore[assignment]
+        # asyncio exposes its socket only as a TransportSocket, which cannot send: a duplicate descriptor
+        # of the same socket (same port, same non-blocking mode) can
+        self._direct = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        direct, self._direct = self._direct, None
+        if direct is not None:
+            direct.close()
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         source = (str(addr[0]), int(addr[1]))
@@ -83,8 +96,19 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.deliver(data, source, self)
 
     def send(self, data: bytes, destination: Address) -> None:
-        if self.socket is not None:
-            self.loop.call_soon_threadsafe(self.socket.sendto, data, destination)
+        """Send from the calling (scheduler) thread: handing every datagram to the loop costs a self-pipe
+        write, a loop wake-up and a switch of threads per response (measured: ~5-10 % of the server's CPU
+        time per OPTIONS under SIPp, and a fifth of its profile samples)."""
+        direct = self._direct
+        if direct is None:
+            return
+        try:
+            direct.sendto(data, destination)
+        except (BlockingIOError, InterruptedError):  # a full buffer: the loop queues it and waits for room
+            if self.socket is not None:
+                self.loop.call_soon_threadsafe(self.socket.sendto, data, destination)
+        except OSError as error:  # as asyncio would: UDP has no connection to fail, the datagram is lost
+            log.warning("UDP send to %s failed: %s", destination, error)
 
 
 class TcpTransport:

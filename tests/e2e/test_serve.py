@@ -88,10 +88,19 @@ def test_options_over_udp_and_tcp_malformed_and_oversized_requests_and_a_clean_s
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
+    assert process.stderr is not None and "transitions" not in process.stderr.read()  # no log line per step
     records = [json.loads(line) for line in trace.read_text().splitlines()]
     transitions = [r for r in records if r["type"] == "transition"]
     assert any(r["machine"] == "non_invite_server" and r["event"] == "recv_request" and r["rfc"] for r in transitions)
     assert {r["type"] for r in records} >= {"in", "out", "transition"}
+    keys_by_actor: dict[str, set[str]] = {}
+    for r in transitions:
+        keys_by_actor.setdefault(r["actor"], set()).add(r["transaction"])
+    assert all(len(keys) == 1 for keys in keys_by_actor.values())  # an actor's records: one transaction
+    assert len(keys_by_actor) == len({r["transaction"] for r in transitions}) >= 4  # and one actor each
+    handled = [r for r in records if r["type"] in ("in", "out") and "actor" in r]
+    assert {r["actor"] for r in handled} == set(keys_by_actor)
+    assert all(r["transaction"] in keys_by_actor[r["actor"]] for r in handled)
 
 
 def test_the_server_refuses_to_start_on_a_port_in_use(server) -> None:  # type: ignore[no-untyped-def]

@@ -225,3 +225,52 @@ def test_a_tu_answering_twice_is_refused_and_the_transaction_goes_on(world) -> N
     layer.receive(_request("ACK", branch="z9hG4bKtwice", to_tag=";tag=t1"), PEER)
     scheduler.run_until_idle()
     assert layer.server[key].tx.state == "confirmed"
+
+
+def test_trace_records_name_the_actor_one_id_per_transaction_and_in_and_out_carry_it(world) -> None:  # type: ignore[no-untyped-def]
+    """DESIGN §1: every message in and out and every transition carries the actor id; the key stays."""
+    scheduler, wire, user, layer, trace = world
+    layer.receive(_request("OPTIONS", branch="z9hG4bKa"), PEER)
+    layer.receive(_request("INVITE", branch="z9hG4bKb"), PEER)
+    scheduler.run_until_idle()
+    layer.receive(_request("OPTIONS", branch="z9hG4bKa"), PEER)  # a retransmission: the same actor
+    scheduler.run_until_idle()
+    scheduler.advance(32_000)  # both end (Timer J; Timer H with no ACK): their last transitions too
+    actors = {actor_id: [r for r in trace if r.get("actor") == actor_id] for actor_id in
+              dict.fromkeys(r["actor"] for r in trace if r["type"] == "transition")}
+    assert list(actors) == ["non_invite_server-1", "invite_server-2"]  # by kind and order of creation
+    for records in actors.values():
+        assert len({r["transaction"] for r in records}) == 1  # one actor, one transaction key
+        assert {r["type"] for r in records} == {"in", "transition", "out"}
+        assert records[-1]["type"] == "transition" and records[-1]["after"] == "terminated"
+    options, invite = actors.values()
+    assert options[0]["transaction"] != invite[0]["transaction"]
+    assert [r["type"] for r in options[:2]] == ["in", "transition"]  # the message in, then what it caused
+    assert sum(r["type"] == "in" for r in options) == 2 and sum(r["type"] == "out" for r in options) == 2
+    # every message in and out of this run was a transaction actor's
+    assert all("actor" in r for r in trace if r["type"] in ("in", "out"))
+
+
+def test_trace_records_of_messages_no_actor_handles_carry_no_actor_id(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    layer.receive(_request("OPTIONS").replace(b"CSeq: 1 OPTIONS", b"CSeq: one OPTIONS"), PEER)  # stateless 400
+    layer.receive(_request("ACK", branch="z9hG4bKnone", to_tag=";tag=t9"), PEER)  # to the TU, no transaction
+    scheduler.run_until_idle()
+    assert [r["type"] for r in trace] == ["in", "out", "in"]
+    assert not any("actor" in r for r in trace) and len(user.acks) == 1
+
+
+def test_trace_costs_no_in_record_when_nobody_subscribes() -> None:
+    """Without subscribers the layer holds no "in" record back (the only work the trace adds per message
+    then is numbering each new actor)."""
+    scheduler = ManualScheduler(seed=3)
+    set_default_scheduler(scheduler)
+    try:
+        wire, user = Wire(), User()
+        layer = TransactionLayer(wire, user, scheduler)
+        layer.receive(_request("OPTIONS", branch="z9hG4bKquiet"), PEER)
+        assert layer._arrival is None
+        scheduler.run_until_idle()
+        assert wire.statuses() == [200] and next(iter(layer.server.values())).actor_id == "non_invite_server-1"
+    finally:
+        set_default_scheduler(None)
