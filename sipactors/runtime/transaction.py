@@ -116,25 +116,31 @@ class TransactionActor(ScheduledActor):
 
     # -- events ---------------------------------------------------------------------------------
     def on_receive(self, event: Any) -> None:
-        kind = self.machine.name
-        if isinstance(event, Received):
-            message = event.message
-            if isinstance(message, Request):
-                name = "recv_ack" if message.method == "ACK" else ("recv_invite" if kind == "invite_server" else "recv_request")
-            else:
-                name = _response_event(kind, message.status, "recv")
-            self.step(name, message)
-        elif isinstance(event, TimerFired):
-            self.timers.pop(event.timer, None)
-            self.step(f"timer_{event.timer.lower()}", None)
-        elif isinstance(event, FromTU):
-            message = event.message
-            if isinstance(message, Request):
-                self.step("tu_request", message)
-            else:
-                self.step(_response_event(kind, message.status, "tu"), message)
+        handle = _EVENTS.get(type(event))
+        if handle is not None:
+            handle(self, event)
         elif event == "transport_error":
             self.step("transport_error", None)
+
+    def _received(self, event: Received) -> None:
+        message = event.message
+        if type(message) is Request:
+            kind = self.machine.name
+            name = "recv_ack" if message.method == "ACK" else ("recv_invite" if kind == "invite_server" else "recv_request")
+        else:
+            name = _response_event(self.machine.name, message.status, "recv")
+        self.step(name, message)
+
+    def _timer_fired(self, event: TimerFired) -> None:
+        self.timers.pop(event.timer, None)
+        self.step(f"timer_{event.timer.lower()}", None)
+
+    def _from_tu(self, event: FromTU) -> None:
+        message = event.message
+        if type(message) is Request:
+            self.step("tu_request", message)
+        else:
+            self.step(_response_event(self.machine.name, message.status, "tu"), message)
 
     def step(self, event: str, message: Any) -> None:
         before = self.tx.state
@@ -166,50 +172,56 @@ class TransactionActor(ScheduledActor):
 
     # -- effects --------------------------------------------------------------------------------
     def apply(self, effect: Any) -> None:
-        layer = self.layer
-        if isinstance(effect, Send):
-            if effect.what == "ack":
-                message: Any = ack_for(self.tx.request, effect.message)
-            elif effect.what == "100":
-                message = response_for(self.tx.request, 100)
+        _EFFECTS[type(effect)](self, effect)
+
+    def _send(self, effect: Send) -> None:
+        if effect.what == "ack":
+            message: Any = ack_for(self.tx.request, effect.message)
+        elif effect.what == "100":
+            message = response_for(self.tx.request, 100)
+        else:
+            message = effect.message
+        data = message if type(message) is bytes else bytes(message)
+        if effect.what == "response" and self.machine.server:
+            # A server transaction resends its last response as sent: keep the octets, not the
+            # message, and once a final response is out the request is no longer needed.
+            self.tx.last_response = data
+            if self.final_sent:
+                self.tx.request = None
+        self.layer.send(data, self.peer, self.transport, self)
+
+    def _start_timer(self, effect: StartTimer) -> None:
+        running = self.timers.pop(effect.timer, None)
+        if running is not None:
+            running.cancel()
+        self.timers[effect.timer] = self._scheduler.call_later(effect.delay, _Expiry(self.actor_ref, effect.timer))
+
+    def _cancel_timer(self, effect: CancelTimer) -> None:
+        running = self.timers.pop(effect.timer, None)
+        if running is not None:
+            running.cancel()
+
+    def _to_tu(self, effect: ToTU) -> None:
+        layer, tu = self.layer, self.layer.tu
+        if effect.what == "message":
+            message = effect.message
+            if type(message) is not Request:
+                tu.response(layer, self.key, message)
+            elif message.method == "ACK":
+                tu.ack(layer, message, self.peer)
             else:
-                message = effect.message
-            data = message if isinstance(message, bytes) else bytes(message)
-            if effect.what == "response" and self.machine.server:
-                # A server transaction resends its last response as sent: keep the octets, not the
-                # message, and once a final response is out the request is no longer needed.
-                self.tx.last_response = data
-                if self.final_sent:
-                    self.tx.request = None
-            layer.send(data, self.peer, self.transport, self)
-        elif isinstance(effect, StartTimer):
-            running = self.timers.pop(effect.timer, None)
-            if running is not None:
-                running.cancel()
-            self.timers[effect.timer] = self._scheduler.call_later(effect.delay, _Expiry(self.actor_ref, effect.timer))
-        elif isinstance(effect, CancelTimer):
-            running = self.timers.pop(effect.timer, None)
-            if running is not None:
-                running.cancel()
-        elif isinstance(effect, ToTU):
-            if effect.what == "message":
-                if isinstance(effect.message, Request):
-                    if effect.message.method == "ACK":
-                        layer.tu.ack(layer, effect.message, self.peer)
-                    else:
-                        layer.tu.request(layer, self.key, effect.message)
-                else:
-                    layer.tu.response(layer, self.key, effect.message)
-            elif effect.what == "timeout":
-                layer.tu.timeout(layer, self.key)
-            else:
-                layer.tu.transport_error(layer, self.key)
-        elif isinstance(effect, Terminated):
-            for handle in self.timers.values():
-                handle.cancel()
-            self.timers.clear()
-            layer.forget(self.key, self)
-            self.stop()
+                tu.request(layer, self.key, message)
+        elif effect.what == "timeout":
+            tu.timeout(layer, self.key)
+        else:
+            tu.transport_error(layer, self.key)
+
+    def _terminated(self, effect: Terminated) -> None:
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+        self.layer.forget(self.key, self)
+        self.stop()
 
     def on_failure(self, *exc_info: Any) -> None:
         """Contain the failure: answer 500 where a server transaction owes a final response (DESIGN §3)."""
@@ -223,6 +235,15 @@ class TransactionActor(ScheduledActor):
 
 
 _AWAITING_FINAL = frozenset({"init", "trying", "proceeding"})
+
+#: What an actor does with each kind of mail and of effect (dispatch by type, not an isinstance ladder).
+_EVENTS: dict[type, Callable[[TransactionActor, Any], None]] = {
+    Received: TransactionActor._received, TimerFired: TransactionActor._timer_fired, FromTU: TransactionActor._from_tu,
+}
+_EFFECTS: dict[type, Callable[[TransactionActor, Any], None]] = {
+    Send: TransactionActor._send, StartTimer: TransactionActor._start_timer, CancelTimer: TransactionActor._cancel_timer,
+    ToTU: TransactionActor._to_tu, Terminated: TransactionActor._terminated,
+}
 
 
 class _Expiry:
