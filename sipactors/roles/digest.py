@@ -399,6 +399,7 @@ def challenge_values(
     historical reasons").
     """
     values = []
+    realm = _to_wire(realm)
     for algorithm in algorithms:
         text = (
             f"Digest realm={quote(realm)}, nonce={quote(nonce)}, opaque={quote(opaque)}, "
@@ -522,7 +523,7 @@ class Authenticator:
         consume); a value that does not parse is malformed (raised)."""
         for header in request.get_fields(exchange.credentials_header):
             value = header.parsed
-            if value.scheme.lower() == "digest" and value.get("realm") == realm:
+            if value.scheme.lower() == "digest" and value.get("realm") == _to_wire(realm):
                 return value
         return None
 
@@ -581,10 +582,13 @@ def _digest_fields(credentials: Credentials) -> tuple[str, str, str, str, str, s
     names = [name.lower() for name, _ in credentials.params]
     if len(names) != len(set(names)) or ("username" in names) == ("username*" in names):
         return None  # RFC 7616 §3.4: username and username* together "MUST be treated as an error"
-    username = credentials.get("username")
-    if username is None:
-        username = _extended_value(credentials.get("username*") or "")
-    values = [credentials.get(name) for name in ("nonce", "uri", "response", "cnonce", "nc")]
+    # Hashes are over the octets on the wire (RFC 7616 §3.4.1), which UTF-8 encoding of these gives back.
+    wire = credentials.get("username")
+    username = _from_wire(wire) if wire is not None else _extended_value(credentials.get("username*") or "")
+    values = [
+        _from_wire(value) if value is not None else None
+        for value in (credentials.get(name) for name in ("nonce", "uri", "response", "cnonce", "nc"))
+    ]
     nonce, uri, response, cnonce, nc = values
     if username is None or nonce is None or uri is None or response is None or cnonce is None or nc is None:
         return None
@@ -593,6 +597,21 @@ def _digest_fields(credentials: Credentials) -> tuple[str, str, str, str, str, s
     if (credentials.get("userhash") or "false").lower() != "false":
         return None
     return username, nonce, uri, response, cnonce, nc, credentials.get("algorithm") or "MD5"  # RFC 7616 §3.3
+
+
+def _to_wire(text: str) -> str:
+    """The message layer holds header text as its octets, one character per octet (latin-1, see
+    message.py): a realm with non-ASCII characters goes there as its UTF-8 octets (RFC 3261 §25.1
+    UTF8-NONASCII)."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+def _from_wire(text: str) -> str | None:
+    """The characters of octets read by the message layer, or None if they are not UTF-8."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
 
 
 def _extended_value(text: str) -> str | None:
