@@ -443,7 +443,8 @@ class DigestPolicy:
 
     def realm_for(self, domain: str) -> str:
         """RFC 3261 §22.1: the realm is globally unique and contains the domain name."""
-        return self.realms.get(domain.lower(), domain.lower())
+        domain = domain.lower()  # host names compare case-insensitively (RFC 3261 §19.1.4)
+        return next((realm for name, realm in self.realms.items() if name.lower() == domain), domain)
 
     def challenges(self, method: str, exchange: Exchange) -> bool:
         """Whether a request is to be authenticated: REGISTER at the registrar, the configured methods at

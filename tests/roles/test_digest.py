@@ -442,6 +442,7 @@ def test_ack_and_cancel_are_never_challenged_rfc3261_22_1() -> None:
 def test_realm_per_domain() -> None:
     policy = DigestPolicy(realms={"biloxi.com": "Biloxi users"})
     assert (policy.realm_for("BILOXI.com"), policy.realm_for("atlanta.com")) == ("Biloxi users", "atlanta.com")
+    assert DigestPolicy(realms={"Biloxi.COM": "B"}).realm_for("biloxi.com") == "B"
 
 
 # -------------------------------------------------------------------------------------- properties
