@@ -37,7 +37,7 @@ from urllib.parse import unquote_to_bytes
 from sipactors.message import Credentials, ParseError, Request, parse_uri, quote
 
 __all__ = [
-    "ALGORITHMS", "ANSWERS", "Answer", "Authenticator", "Decision", "DigestPolicy", "Exchange", "Lookup",
+    "ALGORITHMS", "ANSWERS", "Answer", "Authenticator", "CountResult", "Decision", "DigestPolicy", "Exchange", "Lookup",
     "NEVER_CHALLENGED", "NonceCounts", "NonceMint", "NonceState", "PROXY_TO_USER", "StoredCredentials",
     "Throttle", "USER_TO_USER", "Verdict", "challenge_values", "ha1", "request_digest", "userhash",
 ]
