@@ -328,6 +328,11 @@ class TransactionLayer:
         except ParseError as error:
             self._malformed(data, source, error, transport)
             return
+        self.dispatch(message, source, transport)
+
+    def dispatch(self, message: Request | Response, source: Address, transport: Transport | None = None) -> None:
+        """A message already parsed (``receive`` without the parsing: benchmarks time the layer alone)."""
+        transport = transport or self.transport
         try:
             if isinstance(message, Response):
                 self._response(message, source)
