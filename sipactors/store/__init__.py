@@ -33,7 +33,7 @@ from sipactors.store.sqlite import SCHEMA_VERSION, SqliteStore, StoreError
 __all__ = [
     "DEFAULT_STORE_URL", "SCHEMA_VERSION", "Binding", "Change", "LocationStore", "MemoryLocationStore",
     "MemoryStore", "MemoryUserStore", "Put", "Remove", "RemoveAll", "Source", "SqliteStore", "Store",
-    "StoreError", "User", "UserStore", "canonical_aor", "check_store_url", "open_store", "same_contact",
+    "StoreError", "User", "UserStore", "canonical_aor", "check_store_url", "open_store", "same_contact", "store_file",
 ]
 
 DEFAULT_STORE_URL = "sqlite:///./sipactors.db"
@@ -61,6 +61,12 @@ def check_store_url(url: str) -> str:
     """``url`` if ``open_store`` would understand it (the configuration checks it before anything starts)."""
     _parse(url)
     return url
+
+
+def store_file(url: str) -> str | None:
+    """The file ``url`` names, or None for a store without one (``memory:``, ``sqlite:///:memory:``)."""
+    kind, path, _ = _parse(url)
+    return path if kind == "sqlite" and path != ":memory:" else None
 
 
 def open_store(url: str = DEFAULT_STORE_URL) -> MemoryStore | SqliteStore:
