@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sipactors.store import DEFAULT_STORE_URL
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -36,6 +38,35 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on, for UDP and TCP (default 5060; 0: any free)")
     serve.add_argument("--config", type=Path, help="TOML configuration file (see examples/sipactors.toml)")
     serve.add_argument("--trace", help="write every message and state transition as JSON lines to this file")
+    users = commands.add_parser(
+        "users", help="add, delete or list the users who may register (digest credentials)",
+        description="Manage the users of the store. Only HA1 for MD5 and SHA-256 (RFC 7616) is stored, never "
+        "the password. Exit status: 0 done, 1 no such user, 64 usage error, 66 the store cannot be opened.",
+    )
+    users_actions = users.add_subparsers(dest="action", required=True)
+    add = users_actions.add_parser("add", help="add a user, or set a new password")
+    add.add_argument("user", metavar="USER[@DOMAIN]")
+    add.add_argument("--domain", help="the user's domain (default: the part after @ in USER)")
+    add.add_argument("--realm", help="the digest realm (default: the domain)")
+    secret = add.add_mutually_exclusive_group()
+    secret.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    secret.add_argument("--password", help="the password (visible to other local users in the process list)")
+    delete = users_actions.add_parser("del", help="delete a user")
+    delete.add_argument("user", metavar="USER")
+    delete.add_argument("--realm", help="only from this realm (default: every realm)")
+    users_list = users_actions.add_parser("list", help="list the users")
+    bindings = commands.add_parser(
+        "bindings", help="show the registrations in the store",
+        description="Show the location service: each AOR's unexpired bindings (RFC 3261 §10).",
+    )
+    bindings_actions = bindings.add_subparsers(dest="action", required=True)
+    bindings_list = bindings_actions.add_parser("list", help="list the unexpired bindings")
+    bindings_list.add_argument("aor", nargs="?", metavar="AOR", help="only this address-of-record")
+    for store_command in (add, delete, users_list, bindings_list):
+        store_command.add_argument(
+            "--store", default=DEFAULT_STORE_URL, metavar="URL",
+            help=f"the store: sqlite:///PATH or memory: (default {DEFAULT_STORE_URL})",
+        )
     color = check.add_mutually_exclusive_group()
     color.add_argument("--color", dest="color", action="store_true", default=None, help="force colour")
     color.add_argument("--no-color", dest="color", action="store_false", help="no colour")
@@ -48,6 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         from sipactors.server import load_config, serve
 
         return serve(load_config(args.config, args.host, args.port, args.trace))
+    if args.command == "users":
+        from sipactors.admin import run_users
+
+        return run_users(
+            args.action, args.store, getattr(args, "user", None), getattr(args, "domain", None),
+            getattr(args, "realm", None), getattr(args, "password", None), getattr(args, "password_stdin", False),
+        )
+    if args.command == "bindings":
+        from sipactors.admin import run_bindings
+
+        return run_bindings(args.store, args.aor)
     if args.command == "check":
         from sipactors.check import run_check
 

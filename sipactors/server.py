@@ -22,6 +22,7 @@ from sipactors.message import prepare
 from sipactors.roles.core import ALLOW, Core
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
 from sipactors.runtime.transaction import TransactionLayer, stateless_400
+from sipactors.store import DEFAULT_STORE_URL, check_store_url
 from sipactors.transport import Address, TcpTransport, UdpTransport
 
 __all__ = ["ServerConfig", "load_config", "serve"]
@@ -36,6 +37,7 @@ class ServerConfig:
     listeners: list[tuple[str, str, int]] = field(default_factory=lambda: [("udp", "127.0.0.1", 5060), ("tcp", "127.0.0.1", 5060)])
     trace: str | None = None
     server_name: str = f"sipactors/{__version__}"
+    store: str = DEFAULT_STORE_URL  # where registrations and users live (sipactors.store.open_store)
 
 
 def load_config(path: Path | None, host: str | None, port: int | None, trace: str | None) -> ServerConfig:
@@ -49,6 +51,10 @@ def load_config(path: Path | None, host: str | None, port: int | None, trace: st
             config.listeners = [(str(item.get("transport", "udp")).lower(), str(item.get("host", "127.0.0.1")), int(item.get("port", 5060))) for item in listeners]
         config.trace = server.get("trace", config.trace)
         config.server_name = server.get("name", config.server_name)
+        try:  # a bad URL is reported now, before any listener starts, not when the registrar first writes
+            config.store = check_store_url(str(server.get("store", config.store)))
+        except ValueError as error:
+            raise SystemExit(f"sipactors serve: {path}: {error}") from None
     if host is not None or port is not None:
         config.listeners = [
             (transport, host if host is not None else old_host, port if port is not None else old_port)

@@ -91,6 +91,7 @@ def test_pip_install_into_a_fresh_venv_outside_the_repo(tmp_path: Path) -> None:
         names = set(archive.namelist())
     for data in ("_grammar/sip.lark", "_grammar/abnf.lark", "_models/README.md"):
         assert f"sipactors/{data}" in names, f"sipactors/{data} is not in the wheel"
+    assert "sipactors/store/sqlite.py" in names, "sipactors.store is not in the wheel (pyproject.toml packages)"
 
     venv = tmp_path / "venv"
     created = _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp_path)
@@ -117,6 +118,9 @@ def test_pip_install_into_a_fresh_venv_outside_the_repo(tmp_path: Path) -> None:
         assert result.returncode == 0, f"sipactors check {options}:\n{result.stdout}\n{result.stderr}"
         assert BRANCH in result.stdout
         assert "well formed" in result.stdout
+
+    result = _run([script, "users", "list", "--store", "memory:"], cwd=elsewhere, timeout=120)
+    assert result.returncode == 0 and "no users" in result.stdout, result.stderr
 
     probe = (
         "import sipactors, sipactors._resources as r\n"

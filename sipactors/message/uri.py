@@ -7,6 +7,7 @@ forward what it received.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -58,27 +59,79 @@ class SipURI:
         return SipURI(self.scheme, self.host, self.user, self.password, self.port, params, self.headers)
 
     def equivalent(self, other: object) -> bool:
-        """RFC 3261 §19.1.4 URI comparison."""
+        """RFC 3261 §19.1.4 URI comparison, rule by rule (so it is not transitive, as the RFC notes).
+
+        Userinfo is compared case-sensitively, everything else case-insensitively; an escape of an
+        unreserved character equals the character, an escaped reserved character does not equal the bare one.
+        A component with a default value (port, transport, user, ttl, method) and maddr must be in both or in
+        neither; any other parameter counts only when both URIs carry it; headers must all be in both.
+        """
         if not isinstance(other, SipURI) or self.scheme != other.scheme:
             return False
-        if unescape(self.user or "") != unescape(other.user or ""):
+        if _normal_escapes(self.user) != _normal_escapes(other.user):
             return False
-        if unescape(self.password or "") != unescape(other.password or ""):
+        if _normal_escapes(self.password) != _normal_escapes(other.password):
             return False
-        if self.host.lower() != other.host.lower() or self.port != other.port:
+        if _normal_host(self.host) != _normal_host(other.host) or self.port != other.port:
             return False
-        # Parameters present in both must match; user, ttl, method, maddr (and transport) must be in both.
-        mine = {n.lower(): unescape(v).lower() if v is not None else None for n, v in self.params}
-        theirs = {n.lower(): unescape(v).lower() if v is not None else None for n, v in other.params}
+        mine, theirs = _normal_params(self.params), _normal_params(other.params)
+        if mine is None or theirs is None:
+            return False
         for name in mine.keys() & theirs.keys():
             if mine[name] != theirs[name]:
                 return False
-        for name in ("user", "ttl", "method", "maddr", "transport"):
-            if (name in mine) != (name in theirs):
-                return False
-        mine_h = {unescape(n).lower(): unescape(v) for n, v in self.headers}
-        theirs_h = {unescape(n).lower(): unescape(v) for n, v in other.headers}
+        if any((name in mine) != (name in theirs) for name in _PARAMS_IN_BOTH):
+            return False
+        # §19.1.4 leaves header values to each header's rules (§20); compared as text after unescaping.
+        mine_h = sorted((_normal_escapes(n) or "").lower() + "=" + (_normal_escapes(v) or "") for n, v in self.headers)
+        theirs_h = sorted((_normal_escapes(n) or "").lower() + "=" + (_normal_escapes(v) or "") for n, v in other.headers)
         return mine_h == theirs_h
+
+
+# RFC 2396 §2.2 "reserved": an escape of one of these is not the same as the character itself.
+_RESERVED = frozenset(";/?:@&=+$,")
+# §19.1.4: "a URI omitting any component with a default value will not match a URI explicitly containing
+# that component ... The same is true for the transport-parameter, ttl-parameter, user-parameter, and
+# method components", and "a URI that includes an maddr parameter will not match a URI that contains no
+# maddr parameter".
+_PARAMS_IN_BOTH = ("transport", "user", "ttl", "method", "maddr")
+
+
+def _normal_escapes(text: str | None) -> str | None:
+    """``%HH`` of an unreserved character becomes the character; an escaped reserved one keeps its escape,
+    with upper-case hex digits (``%3b`` equals ``%3B``)."""
+    if text is None:
+        return None
+
+    def one(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return "%" + match.group(1).upper() if char in _RESERVED else char
+
+    return _ESCAPE.sub(one, text)
+
+
+def _normal_host(host: str) -> str:
+    """Host names and IPv4 addresses compare case-insensitively; IPv6 references by address (RFC 5954 §4.2:
+    ``[::1]`` and ``[0:0::1]`` are one host)."""
+    if host.startswith("["):
+        try:
+            return "[" + str(ipaddress.IPv6Address(host[1:-1])) + "]"
+        except ValueError:
+            return host.lower()
+    return host.lower()
+
+
+def _normal_params(params: Params) -> dict[str, str | None] | None:
+    """Names and values, unescaped and in lower case; ``None`` if a name appears twice with different values
+    (such a URI is ambiguous and equals nothing)."""
+    normal: dict[str, str | None] = {}
+    for name, value in params:
+        key = (_normal_escapes(name) or "").lower()
+        folded = (_normal_escapes(value) or "").lower() if value is not None else None
+        if key in normal and normal[key] != folded:
+            return None
+        normal[key] = folded
+    return normal
 
 
 @dataclass(frozen=True, slots=True)

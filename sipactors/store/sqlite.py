@@ -1,0 +1,304 @@
+"""The store in one SQLite file (stdlib ``sqlite3``): the default, so registrations survive a restart.
+
+Durability. The file is in WAL mode and every change is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``),
+so a crash at any point leaves each REGISTER's changes all there or not there. ``synchronous`` decides what
+"there" survives: with ``FULL`` (the default) SQLite fsyncs the WAL at every commit, so a binding the
+registrar has acknowledged survives ``kill -9`` *and* a power loss; with ``NORMAL`` (``?synchronous=normal``
+in the URL) a commit reaches the OS but the fsync waits for the next checkpoint: it survives the process
+being killed, not the machine losing power, for one fsync less per REGISTER. Refreshes are rare (a UA
+re-registers about once an hour), so the default pays the fsync.
+
+Threads. The server calls the store from its one scheduler thread; the CLI from its own process (WAL lets
+it read while the server writes; a writer waits up to ``busy_timeout`` for another). The connection is
+opened with ``check_same_thread=False`` and every operation holds a lock, so a test or a tool may also call
+it from another thread.
+
+Schema: see ``SCHEMA`` (version ``SCHEMA_VERSION``, kept in the ``schema_version`` table); queries are
+parameterized, always.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from sipactors.store.model import (
+    Binding,
+    Change,
+    Put,
+    Remove,
+    RemoveAll,
+    Source,
+    User,
+    check_change,
+    check_user,
+    checked_ha1s,
+    same_contact,
+)
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "SqliteLocationStore", "SqliteStore", "SqliteUserStore", "StoreError"]
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE bindings (
+    id             INTEGER PRIMARY KEY,
+    aor            TEXT    NOT NULL,            -- canonical AOR, RFC 3261 §10.3 step 5
+    contact        TEXT    NOT NULL,            -- the Contact URI
+    contact_header TEXT    NOT NULL,            -- the whole Contact header field value
+    expires        REAL    NOT NULL,            -- absolute, POSIX seconds
+    q              REAL,                        -- NULL: no q parameter
+    call_id        TEXT    NOT NULL,
+    cseq           INTEGER NOT NULL,
+    path           TEXT    NOT NULL,            -- JSON array of URIs (RFC 3327)
+    instance       TEXT,                        -- +sip.instance (RFC 5626)
+    reg_id         INTEGER,                     -- reg-id (RFC 5626)
+    params         TEXT    NOT NULL,            -- JSON array of [name, value or null] (RFC 3840)
+    transport      TEXT,                        -- source of the REGISTER (NULL: unknown)
+    source_host    TEXT,
+    source_port    INTEGER,
+    updated        REAL    NOT NULL
+);
+CREATE INDEX bindings_by_aor ON bindings (aor);
+CREATE INDEX bindings_by_expiry ON bindings (expires);
+CREATE TABLE users (
+    user   TEXT NOT NULL,
+    realm  TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    PRIMARY KEY (user, realm)
+);
+CREATE TABLE credentials (                      -- HA1 = H(user ":" realm ":" password), RFC 7616 §3.4.2
+    user      TEXT NOT NULL,
+    realm     TEXT NOT NULL,
+    algorithm TEXT NOT NULL,                    -- MD5, SHA-256, ...
+    ha1       TEXT NOT NULL,                    -- lower-case hex
+    PRIMARY KEY (user, realm, algorithm),
+    FOREIGN KEY (user, realm) REFERENCES users (user, realm) ON DELETE CASCADE
+);
+"""
+
+_BINDING_COLUMNS = (
+    "aor, contact, contact_header, expires, q, call_id, cseq, path, instance, reg_id, params, transport, "
+    "source_host, source_port, updated"
+)
+
+
+class StoreError(Exception):
+    """The store cannot be opened: not a database, a newer schema, an unreadable file."""
+
+
+def _row(binding: Binding) -> tuple[object, ...]:
+    source = binding.source
+    return (
+        binding.aor, binding.contact, binding.contact_header, binding.expires, binding.q, binding.call_id,
+        binding.cseq, json.dumps(list(binding.path)), binding.instance, binding.reg_id,
+        json.dumps([list(item) for item in binding.params]),
+        source.transport if source else None, source.host if source else None, source.port if source else None,
+        binding.updated,
+    )
+
+
+def _binding(row: Sequence[object]) -> Binding:
+    (aor, contact, contact_header, expires, q, call_id, cseq, path, instance, reg_id, params, transport, host,
+     port, updated) = row
+    return Binding(
+        aor=str(aor), contact=str(contact), contact_header=str(contact_header), expires=float(expires),  # type: ignore[arg-type]
+        q=None if q is None else float(q), call_id=str(call_id), cseq=int(cseq),  # type: ignore[arg-type]
+        path=tuple(json.loads(str(path))), instance=None if instance is None else str(instance),
+        reg_id=None if reg_id is None else int(reg_id),  # type: ignore[call-overload]
+        params=tuple((str(name), value) for name, value in json.loads(str(params))),
+        source=None if transport is None else Source(str(transport), str(host), int(port)),  # type: ignore[call-overload]
+        updated=float(updated),  # type: ignore[arg-type]
+    )
+
+
+class _Database:
+    """One connection, its lock, and the transaction helper both stores share."""
+
+    def __init__(self, path: str, synchronous: str) -> None:
+        try:
+            self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open {path}: {error}") from None
+        self.lock = threading.RLock()
+        try:
+            self._prepare(synchronous)
+        except sqlite3.Error as error:
+            self.connection.close()
+            raise StoreError(f"cannot use {path}: {error}") from None
+
+    def _prepare(self, synchronous: str) -> None:
+        run = self.connection.execute
+        run("PRAGMA busy_timeout = 5000")  # the CLI and the server may write the same file
+        run("PRAGMA journal_mode = WAL")  # (an in-memory database answers "memory"; nothing to make durable)
+        run(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")  # one of two literals
+        run("PRAGMA foreign_keys = ON")
+        with self.transaction() as cursor:
+            exists = cursor.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone()
+            if exists is None:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        cursor.execute(statement)
+                cursor.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                return
+            (version,) = cursor.execute("SELECT max(version) FROM schema_version").fetchone()
+            if version != SCHEMA_VERSION:
+                # Only version 1 exists; a later version adds its migration here, under this transaction.
+                raise StoreError(f"schema version {version}; this sipactors knows version {SCHEMA_VERSION}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """``BEGIN IMMEDIATE`` (take the write lock now, not half-way) ... ``COMMIT``, or ``ROLLBACK`` on any error."""
+        with self.lock:
+            cursor = self.connection.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                if self.connection.in_transaction:  # (an error inside SQLite may have ended it already)
+                    cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    def query(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        with self.lock:
+            return self.connection.execute(sql, parameters).fetchall()
+
+    def close(self) -> None:
+        with self.lock:
+            self.connection.close()
+
+
+class SqliteLocationStore:
+    def __init__(self, database: _Database) -> None:
+        self._db = database
+
+    def bindings(self, aor: str, now: float) -> list[Binding]:
+        rows = self._db.query(f"SELECT {_BINDING_COLUMNS} FROM bindings WHERE aor = ? AND expires > ?", (aor, now))
+        return sorted((_binding(row) for row in rows), key=Binding.order_key)
+
+    def apply(self, aor: str, changes: Sequence[Change]) -> None:
+        with self._db.transaction() as cursor:
+            for change in changes:
+                check_change(aor, change)
+                if isinstance(change, RemoveAll):
+                    cursor.execute("DELETE FROM bindings WHERE aor = ?", (aor,))
+                    continue
+                contact = change.binding.contact if isinstance(change, Put) else change.contact
+                # URI equality is not a key SQL can compare (§19.1.4 is not even transitive): an AOR has a
+                # handful of bindings, so they are compared here.
+                for row_id, other in cursor.execute("SELECT id, contact FROM bindings WHERE aor = ?", (aor,)).fetchall():
+                    if same_contact(other, contact):
+                        cursor.execute("DELETE FROM bindings WHERE id = ?", (row_id,))
+                if isinstance(change, Put):
+                    cursor.execute(
+                        f"INSERT INTO bindings ({_BINDING_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                        _row(change.binding),
+                    )
+
+    def put(self, binding: Binding) -> None:
+        self.apply(binding.aor, [Put(binding)])
+
+    def remove(self, aor: str, contact: str) -> int:
+        with self._db.lock:
+            before = self._count(aor)
+            self.apply(aor, [Remove(contact)])
+            return before - self._count(aor)
+
+    def remove_all(self, aor: str) -> int:
+        with self._db.transaction() as cursor:
+            return cursor.execute("DELETE FROM bindings WHERE aor = ?", (aor,)).rowcount
+
+    def purge(self, now: float) -> int:
+        with self._db.transaction() as cursor:
+            return cursor.execute("DELETE FROM bindings WHERE expires <= ?", (now,)).rowcount
+
+    def all_aors(self, now: float) -> list[str]:
+        rows = self._db.query("SELECT DISTINCT aor FROM bindings WHERE expires > ? ORDER BY aor", (now,))
+        return [str(aor) for (aor,) in rows]
+
+    def _count(self, aor: str) -> int:
+        ((count,),) = self._db.query("SELECT count(*) FROM bindings WHERE aor = ?", (aor,))
+        return int(count)  # type: ignore[call-overload]
+
+
+class SqliteUserStore:
+    def __init__(self, database: _Database) -> None:
+        self._db = database
+
+    def add(self, user: str, domain: str, realm: str, ha1_by_algorithm: Mapping[str, str]) -> bool:
+        check_user(user, domain, realm)
+        ha1s = checked_ha1s(ha1_by_algorithm)
+        with self._db.transaction() as cursor:
+            new = cursor.execute("SELECT 1 FROM users WHERE user = ? AND realm = ?", (user, realm)).fetchone() is None
+            # Replacing deletes the old HA1s too (ON DELETE CASCADE): no algorithm keeps an old password.
+            cursor.execute("DELETE FROM users WHERE user = ? AND realm = ?", (user, realm))
+            cursor.execute("INSERT INTO users (user, realm, domain) VALUES (?, ?, ?)", (user, realm, domain))
+            cursor.executemany(
+                "INSERT INTO credentials (user, realm, algorithm, ha1) VALUES (?, ?, ?, ?)",
+                [(user, realm, algorithm, ha1) for algorithm, ha1 in ha1s.items()],
+            )
+            return new
+
+    def remove(self, user: str, realm: str | None = None) -> int:
+        with self._db.transaction() as cursor:
+            if realm is None:
+                return cursor.execute("DELETE FROM users WHERE user = ?", (user,)).rowcount
+            return cursor.execute("DELETE FROM users WHERE user = ? AND realm = ?", (user, realm)).rowcount
+
+    def get(self, user: str, realm: str) -> dict[str, str] | None:
+        with self._db.lock:
+            if not self._db.query("SELECT 1 FROM users WHERE user = ? AND realm = ?", (user, realm)):
+                return None
+            rows = self._db.query("SELECT algorithm, ha1 FROM credentials WHERE user = ? AND realm = ?", (user, realm))
+        return {str(algorithm): str(ha1) for algorithm, ha1 in rows}
+
+    def list(self) -> list[User]:
+        rows = self._db.query(
+            "SELECT u.user, u.domain, u.realm, group_concat(c.algorithm, ' ') FROM users u "
+            "LEFT JOIN credentials c ON c.user = u.user AND c.realm = u.realm "
+            "GROUP BY u.user, u.realm ORDER BY u.user, u.realm"
+        )
+        return [
+            User(str(user), str(domain), str(realm), tuple(sorted(str(algorithms or "").split())))
+            for user, domain, realm, algorithms in rows
+        ]
+
+    def any(self) -> bool:
+        return bool(self._db.query("SELECT 1 FROM users LIMIT 1"))
+
+
+class SqliteStore:
+    """``sqlite:///PATH``: both stores in one file (``:memory:`` for a throw-away database)."""
+
+    def __init__(self, path: str | Path, synchronous: str = "full") -> None:
+        if synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous must be full or normal, not {synchronous!r}")
+        self.path = str(path)
+        self._db = _Database(self.path, synchronous)
+        self._locations = SqliteLocationStore(self._db)
+        self._users = SqliteUserStore(self._db)
+
+    @property
+    def locations(self) -> SqliteLocationStore:
+        return self._locations
+
+    @property
+    def users(self) -> SqliteUserStore:
+        return self._users
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
