@@ -30,6 +30,11 @@ def term(tag: str, *filters: Filter) -> Term:
     return Term(tag, filters)
 
 
+def true(*tags: str) -> list[Term]:
+    """Terms of bare feature parameters: ``(tag=TRUE)`` each (RFC 3841 §8)."""
+    return [term(tag, token("TRUE")) for tag in tags]
+
+
 def contact_params(header: str) -> Params:
     """The parameters of a Contact header field value, read by the message layer."""
     message = parse(
@@ -66,10 +71,9 @@ def test_voicemail_registration_of_rfc3840_s6_encodes_its_predicate() -> None:
         '  ;methods="INVITE,BYE,OPTIONS,ACK,CANCEL"'
     )
     assert contact_predicate(params) == Predicate((
-        term("sip.audio", token("TRUE")),
-        term("sip.video", token("TRUE")),
+        *true("sip.audio", "sip.video"),
         term("sip.actor", token("msg-taker")),
-        term("sip.automata", token("TRUE")),
+        *true("sip.automata"),
         term("sip.mobility", token("fixed")),
         term("sip.methods", *(token(m) for m in ("INVITE", "BYE", "OPTIONS", "ACK", "CANCEL"))),
     ))
@@ -85,10 +89,9 @@ def test_registered_contact_of_rfc3841_s7_2_3_gives_its_predicate_without_other_
         '    methods="INVITE,OPTIONS,BYE,CANCEL,ACK";schemes="sip,http"'
     )
     assert contact_predicate(params) == Predicate((
-        term("sip.audio", token("TRUE")),
-        term("sip.video", token("TRUE")),
+        *true("sip.audio", "sip.video"),
         term("sip.mobility", token("fixed")),
-        term("sip.message", token("TRUE")),
+        *true("sip.message"),
         term("sip.methods", *(token(m) for m in ("INVITE", "OPTIONS", "BYE", "CANCEL", "ACK"))),
         term("sip.schemes", token("sip"), token("http")),
     ))
