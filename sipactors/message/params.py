@@ -24,15 +24,21 @@ class Params(tuple[tuple[str, str | None], ...]):
     def get(self, name: str, default: str | None = None) -> str | None:
         key = name.lower()
         for item_name, value in self:
-            if item_name.lower() == key:
+            if item_name == name or item_name.lower() == key:  # the usual spelling needs no lower()
                 return value
         return default
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
+        if type(name) is not str:
             return False
+        for item_name, _ in self:
+            if item_name == name:
+                return True
         key = name.lower()
-        return any(item_name.lower() == key for item_name, _ in self)
+        for item_name, _ in self:
+            if item_name.lower() == key:
+                return True
+        return False
 
     def names(self) -> list[str]:
         return [name for name, _ in self]
