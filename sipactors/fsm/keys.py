@@ -30,9 +30,11 @@ def _sent_by(via: Via) -> str:
     return f"{via.host.lower()}:{via.port if via.port is not None else ''}"
 
 
-def server_key_for(request: Request, method: str) -> ServerKey:
-    """The server transaction key of ``request`` as if its method were ``method``."""
-    top = request.via[0]
+def server_key_for(request: Request, method: str, top: Via | None = None) -> ServerKey:
+    """The server transaction key of ``request`` as if its method were ``method`` (``top``: its top Via,
+    when the caller has read it already)."""
+    if top is None:
+        top = request.via[0]
     branch = top.branch
     if branch is not None and branch.startswith(MAGIC_COOKIE):
         return ("3261", branch, _sent_by(top), method)
@@ -44,10 +46,10 @@ def server_key_for(request: Request, method: str) -> ServerKey:
     )
 
 
-def server_key(request: Request) -> ServerKey:
+def server_key(request: Request, top: Via | None = None) -> ServerKey:
     """The server transaction a request belongs to (§17.2.3); an ACK belongs to its INVITE's."""
     method = "INVITE" if request.method == "ACK" else request.method
-    return server_key_for(request, method)
+    return server_key_for(request, method, top)
 
 
 def cancel_target(cancel: Request) -> ServerKey:

@@ -37,7 +37,7 @@ from sipactors.fsm import (
     kind_machine,
 )
 from sipactors.fsm.keys import cancel_target, client_key, server_key
-from sipactors.message import ParseError, Request, Response, parse
+from sipactors.message import ParseError, Request, Response, Via, parse
 from sipactors.message.build import ack_for, response_for
 from sipactors.message.headers import parse_value, spec_for
 from sipactors.message.message import HeaderField, split_head
@@ -358,16 +358,17 @@ class TransactionLayer:
         self.emit({"type": "out", "destination": list(source), "status": 400, "reason": error.reason_phrase})
 
     def _request(self, request: Request, source: Address, transport: Transport) -> None:
-        if not request.via:  # RFC 3261 §18.2.2: a response goes where the top Via says; without one, nowhere
+        vias = request.via
+        if not vias:  # RFC 3261 §18.2.2: a response goes where the top Via says; without one, nowhere
             log.warning("dropped a %s from %s without a Via header field: no response can be routed", request.method, source)
             return
         if request.refusal is not None and request.method != "ACK":
             refusal = request.refusal
-            _stamp_via(request, source)
-            peer = source if transport.reliable else response_destination(request.via[0], source)
+            top = _stamp_via(request, vias, source)
+            peer = source if transport.reliable else response_destination(top, source)
             self.send(response_for(request, refusal.status, refusal.reason), peer, transport)
             return
-        key = server_key(request)
+        key = server_key(request, vias[0])
         actor = self.server.get(key)
         if actor is not None:
             self._hand(actor, request, source)
@@ -376,8 +377,8 @@ class TransactionLayer:
             self.tu.ack(self, request, source)  # the ACK for a 2xx: no transaction (§17.2.3)
             return
         kind = "invite_server" if request.method == "INVITE" else "non_invite_server"
-        _stamp_via(request, source)
-        peer = source if transport.reliable else response_destination(request.via[0], source)
+        top = _stamp_via(request, vias, source)
+        peer = source if transport.reliable else response_destination(top, source)
         actor = self._spawn(self.server, kind, key, peer, transport)
         self._hand(actor, request, source)
 
@@ -441,11 +442,10 @@ class TransactionLayer:
             self.emit(record)
 
 
-def _stamp_via(request: Request, source: Address) -> None:
+def _stamp_via(request: Request, vias: list[Via], source: Address) -> Via:
     """RFC 3261 §18.2.1 and RFC 3581 §4: the top Via gets ``received`` when its sent-by is not the address
-    the request came from, and ``rport`` the source port when the client asked for it."""
-    fields = request.get_fields("Via")
-    vias = list(fields[0].parsed)
+    the request came from, and ``rport`` the source port when the client asked for it. ``vias`` is
+    ``request.via``; the top Via as stamped is returned."""
     top = vias[0]
     params = top.params
     if top.host.strip("[]").lower() != source[0].lower():
@@ -453,11 +453,14 @@ def _stamp_via(request: Request, source: Address) -> None:
     if "rport" in params and params.get("rport") is None:
         params = params.replace("rport", str(source[1]))
     if params is top.params:
-        return
-    vias[0] = top.with_params(params)
+        return top
+    fields = request.get_fields("Via")
+    vias = list(fields[0].parsed)
+    vias[0] = top = top.with_params(params)
     stamped = HeaderField("Via", ", ".join(via.render() for via in vias), None, vias)
     request.fields[request.fields.index(fields[0])] = stamped
     request._index = None
+    return top
 
 
 def stateless_400(data: bytes, reason: str, status: int = 400) -> bytes | None:
