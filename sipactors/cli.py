@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on, for UDP and TCP (default 5060; 0: any free)")
     serve.add_argument("--config", type=Path, help="TOML configuration file (see examples/sipactors.toml)")
     serve.add_argument("--trace", help="write every message and state transition as JSON lines to this file")
+    serve.add_argument(
+        "--store", help="where registrations and users live (default sqlite:///./sipactors.db; memory: for none)",
+    )
     users = commands.add_parser(
         "users", help="add, delete or list the users who may register (digest credentials)",
         description="Manage the users of the store. Only HA1 for MD5 and SHA-256 (RFC 7616) is stored, never "
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from sipactors.server import load_config, serve
 
-        return serve(load_config(args.config, args.host, args.port, args.trace))
+        return serve(load_config(args.config, args.host, args.port, args.trace, args.store))
     if args.command == "users":
         from sipactors.admin import run_users
 

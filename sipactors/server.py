@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +21,12 @@ from typing import Any, TextIO
 
 from sipactors import __version__
 from sipactors.message import prepare
-from sipactors.roles.core import ALLOW, Core
+from sipactors.roles.core import Core
+from sipactors.roles.digest import Authenticator, DigestPolicy
+from sipactors.roles.registrar import Registrar, RegistrarPolicy
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
 from sipactors.runtime.transaction import TransactionLayer, stateless_400
-from sipactors.store import DEFAULT_STORE_URL, check_store_url
+from sipactors.store import DEFAULT_STORE_URL, check_store_url, open_store
 from sipactors.transport import Address, TcpTransport, UdpTransport
 
 __all__ = ["ServerConfig", "load_config", "serve"]
@@ -38,9 +42,16 @@ class ServerConfig:
     trace: str | None = None
     server_name: str = f"sipactors/{__version__}"
     store: str = DEFAULT_STORE_URL  # where registrations and users live (sipactors.store.open_store)
+    domains: list[str] = field(default_factory=list)  # local domains beside localhost and the listening addresses
+    min_expires: int = 60  # RFC 3261 §10.3 step 7: shorter registrations get 423 Interval Too Brief
+    max_expires: int = 7200  # longer ones are shortened to this
+    #: digest algorithms offered, in order of preference (RFC 7616 §3.7, RFC 8760 §2.4: SHA-256 first)
+    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
 
 
-def load_config(path: Path | None, host: str | None, port: int | None, trace: str | None) -> ServerConfig:
+def load_config(
+    path: Path | None, host: str | None, port: int | None, trace: str | None, store: str | None = None,
+) -> ServerConfig:
     """The configuration file (TOML), then the command line: ``--host``/``--port`` bind both transports."""
     config = ServerConfig()
     if path is not None:
@@ -49,6 +60,16 @@ def load_config(path: Path | None, host: str | None, port: int | None, trace: st
         listeners = data.get("listen", [])
         if listeners:
             config.listeners = [(str(item.get("transport", "udp")).lower(), str(item.get("host", "127.0.0.1")), int(item.get("port", 5060))) for item in listeners]
+        registrar = data.get("registrar", {})
+        config.domains = [str(domain) for domain in registrar.get("domains", config.domains)]
+        config.min_expires = int(registrar.get("min_expires", config.min_expires))
+        config.max_expires = int(registrar.get("max_expires", config.max_expires))
+        auth = data.get("auth", {})
+        config.digest_algorithms = tuple(str(name) for name in auth.get("algorithms", config.digest_algorithms))
+        try:
+            DigestPolicy(algorithms=config.digest_algorithms)
+        except (ValueError, KeyError) as error:
+            raise SystemExit(f"sipactors serve: {path}: [auth] algorithms: {error}") from None
         config.trace = server.get("trace", config.trace)
         config.server_name = server.get("name", config.server_name)
         try:  # a bad URL is reported now, before any listener starts, not when the registrar first writes
@@ -62,6 +83,11 @@ def load_config(path: Path | None, host: str | None, port: int | None, trace: st
         ]
     if trace is not None:
         config.trace = trace
+    if store is not None:
+        try:
+            config.store = check_store_url(store)
+        except ValueError as error:
+            raise SystemExit(f"sipactors serve: --store: {error}") from None
     return config
 
 
@@ -80,7 +106,6 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     scheduler = ThreadScheduler()
     set_default_scheduler(scheduler)
     trace_file = open(config.trace, "a", encoding="utf-8") if config.trace else None  # noqa: SIM115 - closed below
-    tu = Core(config.server_name)
     layer: TransactionLayer | None = None
 
     def deliver(data: bytes, source: Address, transport: Any) -> None:
@@ -119,12 +144,27 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         banner.append(f"listening on {transport_name} {bound[0]}:{bound[1]}")
     if udp is None:
         raise SystemExit("sipactors serve: at least one UDP listener is needed (it is the layer's default)")
+    store = open_store(config.store)
+    domains = frozenset(name.lower() for name in ["localhost", *config.domains, *(host for _, host, _ in config.listeners)])
+    registrar = Registrar(
+        store, RegistrarPolicy(domains, min_expires=config.min_expires, max_expires=config.max_expires),
+        Authenticator(os.urandom(32), DigestPolicy(algorithms=config.digest_algorithms)), time.time, os.urandom,
+    )
+    tu = Core(config.server_name, registrar)
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file))
     prepare()
-    print(f"sipactors {__version__}: a SIP server (RFC 3261); answering OPTIONS; other methods get 405/501", flush=True)
+    print(f"sipactors {__version__}: a SIP server (RFC 3261): OPTIONS, and a registrar (RFC 3261 §10) for "
+          f"{', '.join(sorted(domains))}; other methods get 405/501", flush=True)
     for line in banner:
         print(line, flush=True)
-    print(f"allow: {', '.join(ALLOW)}; trace: {config.trace or 'off'}; stop with Ctrl-C or SIGTERM", flush=True)
+    print(f"store: {config.store}", flush=True)
+    if registrar.open_mode:
+        print("WARNING: no users in the store: the registrar is OPEN and accepts any registration for its "
+              "domains. Add users with `sipactors users add USER@DOMAIN` to require digest authentication.",
+              flush=True)
+    else:
+        print(f"registrar: digest authentication required (RFC 3261 §22; {', then '.join(config.digest_algorithms)})", flush=True)
+    print(f"allow: {', '.join(tu.allow)}; trace: {config.trace or 'off'}; stop with Ctrl-C or SIGTERM", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -138,6 +178,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
             server.close()
         scheduler.stop()
         set_default_scheduler(None)
+        store.close()
         if trace_file is not None:
             trace_file.close()
 

@@ -1,16 +1,19 @@
-"""The server core before any role is configured: OPTIONS answered, everything else refused with the
-code the RFC gives (RFC 3261 §11, §8.2.1, §21.4.6, §21.5.2)."""
+"""The server core: OPTIONS answered, REGISTER handed to the registrar when there is one, everything else
+refused with the code the RFC gives (RFC 3261 §11, §8.2.1, §21.4.6, §21.5.2)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipactors.message import Request, Response
 from sipactors.message.build import response_for
 
+if TYPE_CHECKING:
+    from sipactors.roles.registrar import Registrar
+
 __all__ = ["ALLOW", "Core", "KNOWN_METHODS"]
 
-#: Methods answered now (RFC 3261 §20.5 Allow).
+#: Methods always answered (RFC 3261 §20.5 Allow); REGISTER joins them when a registrar is configured.
 ALLOW = ("OPTIONS",)
 #: Methods this server knows from the RFCs but does not offer yet: 405 with Allow (RFC 3261 §21.4.6).
 KNOWN_METHODS = (
@@ -22,25 +25,29 @@ SUPPORTED = ("path", "outbound")
 
 
 class Core:
-    """The transaction user of ``sipactors serve`` for now."""
+    """The transaction user of ``sipactors serve``."""
 
-    def __init__(self, server_name: str = "sipactors") -> None:
+    def __init__(self, server_name: str = "sipactors", registrar: Registrar | None = None) -> None:
         self.server_name = server_name
+        self.registrar = registrar
+        self.allow = ALLOW + (("REGISTER",) if registrar is not None else ())
 
     def answer(self, request: Request, to_tag: str) -> Response:
-        """The response a request gets (pure: the caller supplies the To tag)."""
+        """The response a request gets (the caller supplies the To tag)."""
         server = [("Server", self.server_name)]
+        allow = ("Allow", ", ".join(self.allow))
         if request.method == "OPTIONS":  # RFC 3261 §11.2
             return response_for(
                 request, 200, to_tag=to_tag,
-                headers=[("Allow", ", ".join(ALLOW)), ("Accept", ", ".join(ACCEPT)),
-                         ("Supported", ", ".join(SUPPORTED)), *server],
+                headers=[allow, ("Accept", ", ".join(ACCEPT)), ("Supported", ", ".join(SUPPORTED)), *server],
             )
+        if request.method == "REGISTER" and self.registrar is not None:  # RFC 3261 §10.3
+            return self.registrar.answer(request, to_tag)
         if request.method == "CANCEL":  # no INVITE transaction exists to cancel (RFC 3261 §9.2)
             return response_for(request, 481, to_tag=to_tag, headers=server)
         if request.method.upper() in KNOWN_METHODS:
-            return response_for(request, 405, to_tag=to_tag, headers=[("Allow", ", ".join(ALLOW)), *server])
-        return response_for(request, 501, to_tag=to_tag, headers=[("Allow", ", ".join(ALLOW)), *server])
+            return response_for(request, 405, to_tag=to_tag, headers=[allow, *server])
+        return response_for(request, 501, to_tag=to_tag, headers=[allow, *server])
 
     # -- the TransactionUser protocol -------------------------------------------------------------
     def request(self, layer: Any, key: Any, request: Request) -> None:

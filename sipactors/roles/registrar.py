@@ -43,9 +43,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from email.utils import formatdate  # a pure function of its argument; it reads no clock when given one
 from enum import Enum
+from typing import Any
 
 from sipactors.message import NameAddr, Params, Request, Response, SipURI, unescape
 from sipactors.message.build import response_for
+from sipactors.roles.digest import USER_TO_USER, Authenticator, StoredCredentials
 from sipactors.store.model import (
     Binding,
     Change,
@@ -59,7 +61,7 @@ from sipactors.store.model import (
 )
 
 __all__ = [
-    "FAILURES", "Failure", "Outcome", "RegistrarPolicy", "Rule", "STEPS", "aor_of", "commit_failed",
+    "FAILURES", "Failure", "Outcome", "Registrar", "RegistrarPolicy", "Rule", "STEPS", "aor_of", "commit_failed",
     "process_register", "register", "remaining",
 ]
 
@@ -479,3 +481,58 @@ def process_register(
         except Exception:  # any failure of the back end is §10.3 step 7's "commit failed"
             return commit_failed(outcome)
     return outcome
+
+
+# ------------------------------------------------------------------------------------- the registrar
+class Registrar:
+    """The registrar role as the server core runs it: digest authentication when users exist (RFC 3261
+    §10.3 step 3, §22: 401 with SHA-256 and MD5 challenges), then :func:`process_register` on the store.
+
+    With no users in the store the registrar is open (``open_mode``): any registration for a local domain
+    is accepted; ``sipactors serve`` says so loudly at start-up. Time and randomness are injected (this
+    module reads no clock): ``clock`` gives POSIX seconds (bindings and nonces outlive the process),
+    ``entropy(n)`` n fresh random octets for a challenge's nonce.
+    """
+
+    def __init__(
+        self, store: Any, policy: RegistrarPolicy, authenticator: Authenticator,
+        clock: Callable[[], float], entropy: Callable[[int], bytes],
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.authenticator = authenticator
+        self.clock = clock
+        self.entropy = entropy
+
+    @property
+    def open_mode(self) -> bool:
+        return not self.store.users.any()
+
+    def answer(self, request: Request, to_tag: str) -> Response:
+        now = self.clock()
+        user: str | None = None
+        open_mode = self.open_mode
+        if not open_mode:
+            domain = request.uri.host if isinstance(request.uri, SipURI) else ""
+            decision = self.authenticator.authenticate(
+                request, realm=self.authenticator.policy.realm_for(domain), source=_source_of(request), now=now,
+                salt=self.entropy(16), lookup=self._credentials, exchange=USER_TO_USER,
+            )
+            if decision.status is not None:
+                return response_for(request, decision.status, decision.reason, to_tag=to_tag, headers=list(decision.headers))
+            user = decision.username
+        outcome = process_register(self.store.locations, request, now, self.policy, authenticated_user=user, open_mode=open_mode)
+        return outcome.response(request, to_tag)
+
+    def _credentials(self, username: str, realm: str) -> StoredCredentials | None:
+        ha1s = self.store.users.get(username, realm)
+        if ha1s is None:
+            return None
+        return StoredCredentials(username, realm, tuple(sorted(ha1s.items())))
+
+
+def _source_of(request: Request) -> str:
+    """Who sent the request, for the digest throttle: the top Via's ``received`` (stamped by the transport
+    layer when it differs from the sent-by, RFC 3261 §18.2.1), else its sent-by host."""
+    top = request.via[0]
+    return top.params.get("received") or top.host

@@ -27,26 +27,39 @@ def _options(branch: str, port: int, transport: str = "UDP", method: str = "OPTI
     ).encode()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen[str]]]:
-    trace = tmp_path / "trace.jsonl"
+def start_server(store: Path, *args: str, host: str = "127.0.0.1") -> tuple[int, subprocess.Popen[str], list[str]]:
+    """``sipactors serve`` on a port the OS picks, with its store in ``store`` (never the repo's
+    ./sipactors.db); its UDP port, the process and the banner's lines."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "sipactors", "serve", "--host", "127.0.0.1", "--port", "0", "--trace", str(trace)],
+        [sys.executable, "-m", "sipactors", "serve", "--host", host, "--port", "0", "--store", f"sqlite:///{store}", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert process.stdout is not None
     port = 0
-    for _ in range(5):  # the banner: a title line, then one line per listener
+    banner = []
+    for _ in range(12):  # the banner: a title line, one line per listener, the store, ..., "allow:"
         line = process.stdout.readline()
+        banner.append(line)
         if line.startswith("listening on udp"):
             port = int(line.rsplit(":", 1)[1])
         if line.startswith("allow:"):
             break
-    assert port, "no UDP listener in the banner"
-    yield port, trace, process
+    assert port, f"no UDP listener in the banner: {banner}"
+    return port, process, banner
+
+
+def stop_server(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.kill()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen[str]]]:
+    trace = tmp_path / "trace.jsonl"
+    port, process, _ = start_server(tmp_path / "sipactors.db", "--trace", str(trace))
+    yield port, trace, process
+    stop_server(process)
 
 
 def _udp(port: int, data: bytes) -> bytes:
@@ -74,7 +87,7 @@ def test_options_over_udp_and_tcp_malformed_and_oversized_requests_and_a_clean_s
     big = _options("u4", port).replace(b"Content-Length: 0\r\n\r\n", b"X-Big: " + b"x" * 20_000 + b"\r\nContent-Length: 0\r\n\r\n")
     assert _udp(port, big).startswith(b"SIP/2.0 513 Message Too Large")
 
-    assert parse(_udp(port, _options("u5", port, method="REGISTER"))).status == 405
+    assert parse(_udp(port, _options("u5", port, method="SUBSCRIBE"))).status == 405
     assert parse(_udp(port, _options("u6", port, method="FROBNICATE"))).status == 501
 
     with socket.create_connection(("127.0.0.1", port), timeout=5) as tcp:
@@ -106,7 +119,7 @@ def test_options_over_udp_and_tcp_malformed_and_oversized_requests_and_a_clean_s
 def test_the_server_refuses_to_start_on_a_port_in_use(server) -> None:  # type: ignore[no-untyped-def]
     port, _, _ = server
     result = subprocess.run(
-        [sys.executable, "-m", "sipactors", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "sipactors", "serve", "--host", "127.0.0.1", "--port", str(port), "--store", "memory:"],
         cwd=REPO, capture_output=True, text=True, timeout=30, env={**os.environ},
     )
     assert result.returncode == 1 and "address already in use" in result.stderr.lower()
@@ -119,19 +132,8 @@ def test_options_over_ipv6_loopback(tmp_path: Path) -> None:
             probe.bind(("::1", 0))
     except OSError:
         pytest.skip("this machine has no IPv6 loopback")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sipactors", "serve", "--host", "::1", "--port", "0"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    port, process, _ = start_server(tmp_path / "sipactors.db", host="::1")
     try:
-        assert process.stdout is not None
-        port = 0
-        for _ in range(5):
-            line = process.stdout.readline()
-            if line.startswith("listening on udp"):
-                port = int(line.rsplit(":", 1)[1])
-            if line.startswith("allow:"):
-                break
         with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
             sock.settimeout(5)
             sock.bind(("::1", 0))

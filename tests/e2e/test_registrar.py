@@ -1,0 +1,128 @@
+"""The registrar of ``sipactors serve`` over real sockets and a real SQLite file (RFC 3261 §10.3, §22): open
+when the store has no users (and the banner says so), digest-authenticated once a user exists, and its
+bindings survive a ``kill -9``."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from sipactors.message import parse
+from sipactors.roles.digest import ha1, request_digest
+from tests.e2e.test_serve import REPO, start_server, stop_server
+
+
+def _register(port: int, user: str, call_id: str, cseq: int, *, contact: str | None, expires: int | None = 3600,
+              authorization: str | None = None) -> bytes:
+    lines = [
+        "REGISTER sip:127.0.0.1 SIP/2.0",
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}{cseq};rport",
+        "Max-Forwards: 70",
+        f"To: <sip:{user}@127.0.0.1>",
+        f"From: <sip:{user}@127.0.0.1>;tag={call_id}",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} REGISTER",
+    ]
+    if contact is not None:
+        lines.append(f"Contact: <{contact}>")
+    if expires is not None:
+        lines.append(f"Expires: {expires}")
+    if authorization is not None:
+        lines.append(f"Authorization: {authorization}")
+    return ("\r\n".join([*lines, "Content-Length: 0", "", ""])).encode()
+
+
+def _exchange(port: int, data: bytes) -> object:
+    """One request over UDP from a fresh socket (its port goes into the Via); the final response."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.bind(("127.0.0.1", 0))
+        sock.sendto(data.replace(b"127.0.0.1:%d;" % port, b"127.0.0.1:%d;" % sock.getsockname()[1]), ("127.0.0.1", port))
+        while True:
+            reply, _ = sock.recvfrom(65535)
+            if not reply.startswith(b"SIP/2.0 100"):
+                return parse(reply)
+
+
+def _contacts(response: object) -> list[tuple[str, str | None]]:
+    return [(address.uri.render(), address.params.get("expires")) for address in response.contact]  # type: ignore[attr-defined]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sipactors", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_open_registrar_binds_lists_and_says_it_is_open_rfc3261_10_3(tmp_path: Path) -> None:
+    store = tmp_path / "sipactors.db"
+    port, process, banner = start_server(store)
+    try:
+        assert any("OPEN" in line for line in banner), banner
+        assert any("REGISTER" in line for line in banner if line.startswith("allow:"))
+        response = _exchange(port, _register(port, "alice", "c1", 1, contact="sip:alice@192.0.2.10:5060"))
+        assert response.status == 200  # type: ignore[attr-defined]
+        assert _contacts(response) == [("sip:alice@192.0.2.10:5060", "3600")]
+        query = _exchange(port, _register(port, "alice", "c2", 1, contact=None, expires=None))  # a query (§10.2.3)
+        assert query.status == 200  # type: ignore[attr-defined]
+        [(uri, expires)] = _contacts(query)  # the time left, by the wall clock
+        assert uri == "sip:alice@192.0.2.10:5060" and expires is not None and 3590 <= int(expires) <= 3600
+        brief = _exchange(port, _register(port, "alice", "c1", 2, contact="sip:alice@192.0.2.10:5060", expires=5))
+        assert brief.status == 423 and brief.header("Min-Expires") == 60  # type: ignore[attr-defined]
+        listed = _cli("bindings", "list", "--store", f"sqlite:///{store}")
+        assert listed.returncode == 0 and "sip:alice@192.0.2.10:5060" in listed.stdout
+    finally:
+        stop_server(process)
+
+
+def test_a_user_in_the_store_makes_register_digest_authenticated_rfc3261_22(tmp_path: Path) -> None:
+    store = tmp_path / "sipactors.db"
+    added = _cli("users", "add", "bob@127.0.0.1", "--password", "secret", "--store", f"sqlite:///{store}")
+    assert added.returncode == 0, added.stderr
+    port, process, banner = start_server(store)
+    try:
+        assert not any("OPEN" in line for line in banner) and any("digest" in line for line in banner), banner
+        challenge = _exchange(port, _register(port, "bob", "c3", 1, contact="sip:bob@192.0.2.20"))
+        assert challenge.status == 401  # type: ignore[attr-defined]
+        offers = [field.value for field in challenge.get_fields("WWW-Authenticate")]  # type: ignore[attr-defined]
+        assert "algorithm=SHA-256" in offers[0] and "algorithm=MD5" in offers[1]  # RFC 8760 §2.4: SHA-256 first
+        realm = re.search(r'realm="([^"]*)"', offers[0]).group(1)  # type: ignore[union-attr]
+        nonce = re.search(r'nonce="([^"]*)"', offers[0]).group(1)  # type: ignore[union-attr]
+        opaque = re.search(r'opaque="([^"]*)"', offers[0]).group(1)  # type: ignore[union-attr]
+
+        def credentials(password: str) -> str:
+            digest = request_digest(ha1("bob", realm, password, "SHA-256"), "SHA-256", nonce, "00000001", "0a4f113b",
+                                    "REGISTER", "sip:127.0.0.1")
+            return (f'Digest username="bob", realm="{realm}", nonce="{nonce}", uri="sip:127.0.0.1", '
+                    f'response="{digest}", algorithm=SHA-256, qop=auth, nc=00000001, cnonce="0a4f113b", opaque="{opaque}"')
+
+        wrong = _exchange(port, _register(port, "bob", "c3", 2, contact="sip:bob@192.0.2.20", authorization=credentials("guess")))
+        assert wrong.status == 401  # type: ignore[attr-defined]
+        right = _exchange(port, _register(port, "bob", "c3", 3, contact="sip:bob@192.0.2.20", authorization=credentials("secret")))
+        assert right.status == 200 and _contacts(right) == [("sip:bob@192.0.2.20", "3600")]  # type: ignore[attr-defined]
+    finally:
+        stop_server(process)
+
+
+def test_a_binding_survives_kill_9_and_a_restart(tmp_path: Path) -> None:
+    """Registrations survive a restart (the brief's standard): the 200 is sent after the binding is
+    committed to SQLite, so killing the server outright loses nothing it acknowledged."""
+    store = tmp_path / "sipactors.db"
+    port, process, _ = start_server(store)
+    try:
+        response = _exchange(port, _register(port, "carol", "c4", 1, contact="sip:carol@192.0.2.30:5070"))
+        assert response.status == 200  # type: ignore[attr-defined]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        stop_server(process)
+    port, process, _ = start_server(store)
+    try:
+        query = _exchange(port, _register(port, "carol", "c5", 1, contact=None, expires=None))
+        assert query.status == 200  # type: ignore[attr-defined]
+        [(uri, expires)] = _contacts(query)
+        assert uri == "sip:carol@192.0.2.30:5070" and expires is not None and 3500 < int(expires) <= 3600
+    finally:
+        stop_server(process)
