@@ -3,7 +3,9 @@ pure machines driven by events, answering with effects (RFC 3261 §17 as amended
 
 * ``tables``: reads and checks the spec tables; ``compile``: writes the models (``python -m sipactors.fsm``);
 * ``effects``: the effects a machine returns, and the action vocabulary of the tables;
-* ``machine``: one shared ``transitions.Machine`` per kind of transaction.
+* ``families``: the vocabulary (actions, guards, timers) of each family of tables;
+* ``base``: ``TableMachine``, one shared ``transitions.Machine`` per model, which every family's machine extends;
+* ``machine``: ``KindMachine``, the machine of a kind of transaction.
 """
 
 from sipactors.fsm.effects import CancelTimer, Effect, Send, StartTimer, Terminated, ToTU
