@@ -5,7 +5,7 @@ Rules of this module:
  * a ``TableMachine`` subclass serves one family (``sipactors.fsm.families``): its ``family`` names it,
    its ``guards`` map the family's guard names to conditions, and each action ``name`` of the family is
    its method ``_do_name(obj, kwargs, timer)``, which appends effects to ``kwargs["effects"]``;
- * the objects it drives are plain state with a ``state`` attribute (and a ``timers`` dict of the
+ * the objects it drives are plain state with a ``state`` attribute and an ``intervals`` dict (the
    running timers and their last delay in milliseconds), never a ``Machine`` of their own;
  * a pair is decided as the table says: a row runs the machine's own ``Transition`` objects for the pair
    (``_steps``, looked up once per (state, event), run by ``_execute``) instead of going through
@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from transitions import Event, EventData, Machine, State, Transition
 
 from sipactors._resources import model_file
+from sipactors.fsm.effects import CancelTimer, StartTimer, Terminated
 from sipactors.fsm.families import FAMILIES, Family
 
 __all__ = ["ProtocolError", "Run", "TableMachine", "load_model"]
@@ -172,6 +173,26 @@ class TableMachine:
 
         callback.__name__ = "+".join(actions) or "no_action"
         return callback
+
+    @staticmethod
+    def _stopped(intervals: dict[str, int], fired: str | None, effects: list[Any]) -> None:
+        """A timer that fires is no longer running, unless its row restarted it."""
+        if fired is not None and not any(type(e) is StartTimer and e.timer == fired for e in effects):
+            intervals.pop(fired, None)
+
+    # -- the actions every family that has them shares ----------------------------------------------
+    def _do_cancel(self, obj: Any, kw: dict[str, Any], timer: str) -> None:
+        if obj.intervals.pop(timer, None) is not None:
+            kw["effects"].append(CancelTimer(timer))
+
+    def _do_terminate(self, obj: Any, kw: dict[str, Any], timer: str) -> None:
+        """The machine is over: cancel what still runs (not the timer whose firing this is), in name order."""
+        effects, fired = kw["effects"], kw.get("fired")
+        for running in sorted(obj.intervals):
+            if running != fired:
+                effects.append(CancelTimer(running))
+        obj.intervals.clear()
+        effects.append(Terminated())
 
     @classmethod
     def missing(cls) -> list[str]:

@@ -24,7 +24,7 @@ from transitions import EventData
 
 from sipactors._resources import model_file
 from sipactors.fsm.base import ProtocolError, Run, TableMachine, load_model
-from sipactors.fsm.effects import CancelTimer, Effect, Send, StartTimer, Terminated, ToTU
+from sipactors.fsm.effects import Effect, Send, StartTimer, ToTU
 from sipactors.fsm.families import TRANSACTION
 from sipactors.fsm.tables import evaluate
 
@@ -109,9 +109,8 @@ class KindMachine(TableMachine):
         fired = step.fired
         if not run(step, tx, {"message": message, "effects": effects, "fired": fired}):
             raise self._unguarded(tx.state, event)
-        # A timer that fires is no longer running, unless its action restarts it.
-        if fired is not None and not any(type(e) is StartTimer and e.timer == fired for e in effects):
-            tx.intervals.pop(fired, None)
+        if fired is not None:
+            self._stopped(tx.intervals, fired, effects)
         return effects
 
     # -- actions ------------------------------------------------------------------------------------
@@ -143,23 +142,11 @@ class KindMachine(TableMachine):
     def _do_transport_error_to_tu(self, tx: Transaction, kw: dict[str, Any], timer: str) -> None:
         kw["effects"].append(ToTU("transport_error"))
 
-    def _do_terminate(self, tx: Transaction, kw: dict[str, Any], timer: str) -> None:
-        effects, fired = kw["effects"], kw["fired"]
-        for running in sorted(tx.intervals):
-            if running != fired:
-                effects.append(CancelTimer(running))
-        tx.intervals.clear()
-        effects.append(Terminated())
-
     def _do_start(self, tx: Transaction, kw: dict[str, Any], timer: str) -> None:
         delay = self._delays[timer, tx.reliable]
         if delay is not None:  # "none": the timer is not used on this transport
             tx.intervals[timer] = delay
             kw["effects"].append(StartTimer(timer, delay))
-
-    def _do_cancel(self, tx: Transaction, kw: dict[str, Any], timer: str) -> None:
-        if tx.intervals.pop(timer, None) is not None:
-            kw["effects"].append(CancelTimer(timer))
 
     @staticmethod
     def _restart(tx: Transaction, timer: str, delay: int, effects: list[Effect]) -> None:
