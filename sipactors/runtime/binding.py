@@ -73,12 +73,9 @@ class Register:
     binding: Binding
 
 
-@dataclass(frozen=True, slots=True)
-class Unregister:
-    """Remove the binding: expiration 0 for its contact, or ``Contact: *`` (RFC 3261 §10.2.2, §10.3 step 6)."""
-
-    call_id: str
-    cseq: int
+#: Remove the binding: expiration 0 for its contact, or ``Contact: *`` (RFC 3261 §10.2.2, §10.3 step 6),
+#: with the REGISTER's Call-ID and CSeq. The machine's own event data, passed to it as it is.
+Unregister = Removal
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +137,7 @@ class BindingActor(TimedActor):
         if kind is Register:
             return self.step("register", message.binding)
         if kind is Unregister:
-            return self.step("unregister", Removal(message.call_id, message.cseq))
+            return self.step("unregister", message)
         if kind is Restore:
             return self.step("restore", message.binding)
         if kind is TimerFired:
