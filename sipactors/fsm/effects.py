@@ -1,16 +1,24 @@
-"""What a transaction machine asks its actor to do: effects, as frozen dataclasses (DESIGN §1).
+"""What a machine asks its actor to do: effects, as frozen dataclasses (DESIGN §1).
 
 The machine never sends, sleeps or reads a clock itself; it returns these and the actor carries them out.
-``ACTIONS`` is the action vocabulary of the spec tables (spec/machines/*.toml): the model compiler refuses
-a table that names an action not listed here.
+``StartTimer``, ``CancelTimer`` and ``Terminated`` serve every family; ``Send`` and ``ToTU`` are the
+transactions' (RFC 3261 §17), ``StoreBinding``, ``RemoveBinding``, ``ToRegistrar`` and ``Refused`` the
+registration bindings' (RFC 3261 §10.3). The actions that produce them are listed by family in
+``sipactors.fsm.families``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ACTIONS", "TIMER_ACTIONS", "CancelTimer", "Effect", "Send", "StartTimer", "Terminated", "ToTU"]
+if TYPE_CHECKING:
+    from sipactors.store.model import Binding
+
+__all__ = [
+    "BindingEffect", "CancelTimer", "Effect", "Refused", "RemoveBinding", "Send", "StartTimer", "StoreBinding",
+    "Terminated", "ToRegistrar", "ToTU",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +32,8 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class StartTimer:
-    """(Re)start timer ``timer`` (one letter, RFC 3261 Table 4) to fire after ``delay`` milliseconds."""
+    """(Re)start timer ``timer`` (a transaction's: one letter, RFC 3261 Table 4; a binding's: "expiry") to
+    fire after ``delay`` milliseconds; a timer of that name already running is replaced."""
 
     timer: str
     delay: int
@@ -45,29 +54,43 @@ class ToTU:
 
 @dataclass(frozen=True, slots=True)
 class Terminated:
-    """The transaction is over and must be destroyed (RFC 3261 §17)."""
+    """The machine is over (a transaction, RFC 3261 §17; a binding removed or expired, §10.2.2): its actor
+    must stop and be forgotten."""
 
 
 Effect = Send | StartTimer | CancelTimer | ToTU | Terminated
 
-#: Actions without an argument.
-ACTIONS: dict[str, str] = {
-    "send_request": "send the request (again)",
-    "send_ack": "send the ACK for the non-2xx final response just received (RFC 3261 §17.1.1.3)",
-    "send_response": "send the response the TU passed, and remember it",
-    "resend_response": "send the most recent response again (the 100 Trying if the TU sent none yet)",
-    "send_100": "send a 100 Trying for the request (RFC 3261 §17.2.1)",
-    "to_tu": "pass the message that arrived to the TU",
-    "timeout_to_tu": "tell the TU the transaction timed out",
-    "transport_error_to_tu": "tell the TU a transport error occurred",
-    "terminate": "the transaction is destroyed (its running timers are cancelled)",
-}
 
-#: Actions on a timer, written ``name:X``.
-TIMER_ACTIONS: dict[str, str] = {
-    "start": "start X at its initial value for the transport in use (not at all if that value is none)",
-    "cancel": "cancel X",
-    "double": "restart X with twice its last interval (Timer A, RFC 3261 §17.1.1.2)",
-    "double_capped": "restart X with MIN(2 * last interval, T2) (Timers E and G)",
-    "set_t2": "restart X with T2 (Timer E in Proceeding, RFC 3261 §17.1.2.2)",
-}
+@dataclass(frozen=True, slots=True)
+class StoreBinding:
+    """Write ``binding`` to the location store, replacing the one of the same contact (RFC 3261 §10.3 step 7)."""
+
+    binding: Binding
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveBinding:
+    """Remove the binding of ``contact`` from ``aor`` in the location store (RFC 3261 §10.2.2, §10.3)."""
+
+    aor: str
+    contact: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToRegistrar:
+    """Tell the registrar the binding of (``aor``, ``contact``) as it now is; None: there is none any more."""
+
+    aor: str
+    contact: str
+    binding: Binding | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The event was an out-of-order update and changed nothing: "the update MUST be aborted and the
+    request fails" (RFC 3261 §10.3 steps 6-7)."""
+
+    why: str
+
+
+BindingEffect = StoreBinding | RemoveBinding | ToRegistrar | Refused | StartTimer | CancelTimer | Terminated

@@ -1,6 +1,8 @@
 """Reading the spec tables (spec/machines/*.toml) into models, and refusing a table with a hole in it.
 
-A table lists ``rows`` (state, event, optional guard, target, actions, RFC section), and ``ignore`` and
+A table declares its family (``[machine] family``, "transaction" by default; see ``families``), whose
+vocabulary of actions, guards and timers its rows may use. It lists ``rows`` (state, event, optional
+guard, target, actions, RFC section), and ``ignore`` and
 ``error`` entries that decide the pairs no row covers; ``events = "*"`` in such an entry means every event
 of that state that no row and no other entry decides. The model is the table resolved into one decision per (state, event): the
 h2 discipline, no pair is left to chance. Any fault is a ``TableError`` that names the table and the row.
@@ -14,12 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sipactors.fsm.effects import ACTIONS, TIMER_ACTIONS
+from sipactors.fsm.families import DEFAULT_FAMILY, FAMILIES, Family
 
-__all__ = ["GUARDS", "TableError", "TimerTable", "load_machine", "load_timers"]
-
-#: Guards a row may name: the kind of transport (RFC 3261 §17: reliable or not).
-GUARDS = {"reliable": "the transport is reliable (TCP, TLS, SCTP, WS)", "unreliable": "the transport is UDP"}
+__all__ = ["TableError", "TimerTable", "load_machine", "load_timers"]
 
 _TIMER = re.compile(r"^[A-M]$")
 _EXPRESSION = re.compile(r"^(?:none|\d+|(?:\d+\*)?T[124])$")
@@ -73,15 +72,20 @@ def load_timers(path: Path) -> TimerTable:
     return TimerTable(base, timers)
 
 
-def _check_action(where: str, action: str, timers: TimerTable) -> None:
+def _check_action(where: str, action: str, family: Family, timers: TimerTable) -> None:
     name, colon, timer = action.partition(":")
     if colon:
-        if name not in TIMER_ACTIONS:
-            raise TableError(f"{where}: action {action!r}: no timer action {name!r} (known: {', '.join(TIMER_ACTIONS)})")
-        if timer not in timers.timers:
+        if name not in family.timer_actions:
+            raise TableError(f"{where}: action {action!r}: no timer action {name!r} in the {family.name} family "
+                             f"(known: {', '.join(family.timer_actions)})")
+        if family.timers is None and timer not in timers.timers:
             raise TableError(f"{where}: action {action!r} names timer {timer!r}, which timers.toml does not define")
-    elif action not in ACTIONS:
-        raise TableError(f"{where}: action {action!r} has no implementation (known: {', '.join(ACTIONS)})")
+        if family.timers is not None and timer not in family.timers:
+            raise TableError(f"{where}: action {action!r} names timer {timer!r}, not one of the {family.name} "
+                             f"family (known: {', '.join(family.timers)})")
+    elif action not in family.actions:
+        raise TableError(f"{where}: action {action!r} has no implementation in the {family.name} family "
+                         f"(known: {', '.join(family.actions)})")
 
 
 def load_machine(path: Path, timers: TimerTable) -> dict[str, Any]:
@@ -96,6 +100,9 @@ def load_machine(path: Path, timers: TimerTable) -> dict[str, Any]:
         raise TableError(f"{path.name}: [machine] name {head['name']!r} differs from the file name")
     states: list[str] = list(head["states"])
     events: list[str] = list(head["events"])
+    family = FAMILIES.get(head.get("family", DEFAULT_FAMILY))
+    if family is None:
+        raise TableError(f"{path.name}: unknown family {head['family']!r} (known: {', '.join(FAMILIES)})")
     for key in ("initial", "final"):
         if head[key] not in states:
             raise TableError(f"{path.name}: {key} state {head[key]!r} is not among the states")
@@ -124,10 +131,10 @@ def load_machine(path: Path, timers: TimerTable) -> dict[str, Any]:
         if row["target"] not in states:
             raise TableError(f"{where}: unknown target state {row['target']!r}")
         guard = row.get("guard", "")
-        if guard and guard not in GUARDS:
-            raise TableError(f"{where}: unknown guard {guard!r} (known: {', '.join(GUARDS)})")
+        if guard and guard not in family.guards:
+            raise TableError(f"{where}: unknown guard {guard!r} in the {family.name} family (known: {', '.join(family.guards)})")
         for action in row["actions"]:
-            _check_action(where, action, timers)
+            _check_action(where, action, family, timers)
             if ":" in action:
                 used_timers.add(action.partition(":")[2])
         entry = {"guard": guard, "target": row["target"], "actions": list(row["actions"]), "rfc": row["rfc"]}
@@ -161,6 +168,7 @@ def load_machine(path: Path, timers: TimerTable) -> dict[str, Any]:
 
     return {
         "name": name,
+        "family": family.name,
         "title": head["title"],
         "rfc": head["rfc"],
         "initial": head["initial"],

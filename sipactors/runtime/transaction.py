@@ -41,8 +41,8 @@ from sipactors.message import ParseError, Request, Response, Via, parse
 from sipactors.message.build import ack_for, response_for
 from sipactors.message.headers import parse_value, spec_for
 from sipactors.message.message import HeaderField, split_head
-from sipactors.runtime.actor import ScheduledActor
-from sipactors.runtime.scheduler import Scheduler, TimerHandle
+from sipactors.runtime.scheduler import Scheduler
+from sipactors.runtime.timers import TimedActor, TimerFired
 from sipactors.transport import response_destination
 
 __all__ = [
@@ -83,11 +83,6 @@ class Received:
 
 
 @dataclass(frozen=True, slots=True)
-class TimerFired:
-    timer: str
-
-
-@dataclass(frozen=True, slots=True)
 class FromTU:
     message: Request | Response
 
@@ -100,7 +95,7 @@ def _response_event(kind: str, status: int, prefix: str) -> str:
     return f"{prefix}_200_699"
 
 
-class TransactionActor(ScheduledActor):
+class TransactionActor(TimedActor):
     """One transaction: its state, its timers, and the machine of its kind."""
 
     def __init__(self, layer: TransactionLayer, kind: str, key: Any, peer: Address, transport: Transport) -> None:
@@ -111,7 +106,6 @@ class TransactionActor(ScheduledActor):
         self.transport = transport
         self.machine: KindMachine = layer.machines[kind]
         self.tx = self.machine.new(transport.reliable)
-        self.timers: dict[str, TimerHandle] = {}
         self.actor_id = f"{kind}-{next(layer.serial)}"  # readable and reproducible, unlike actor_urn (uuid4)
 
     # -- events ---------------------------------------------------------------------------------
@@ -190,17 +184,6 @@ class TransactionActor(ScheduledActor):
                 self.tx.request = None
         self.layer.send(data, self.peer, self.transport, self)
 
-    def _start_timer(self, effect: StartTimer) -> None:
-        running = self.timers.pop(effect.timer, None)
-        if running is not None:
-            running.cancel()
-        self.timers[effect.timer] = self._scheduler.call_later(effect.delay, _Expiry(self.actor_ref, effect.timer))
-
-    def _cancel_timer(self, effect: CancelTimer) -> None:
-        running = self.timers.pop(effect.timer, None)
-        if running is not None:
-            running.cancel()
-
     def _to_tu(self, effect: ToTU) -> None:
         layer, tu = self.layer, self.layer.tu
         if effect.what == "message":
@@ -217,9 +200,7 @@ class TransactionActor(ScheduledActor):
             tu.transport_error(layer, self.key)
 
     def _terminated(self, effect: Terminated) -> None:
-        for handle in self.timers.values():
-            handle.cancel()
-        self.timers.clear()
+        self._cancel_timers()
         self.layer.forget(self.key, self)
         self.stop()
 
@@ -229,8 +210,7 @@ class TransactionActor(ScheduledActor):
         if self.machine.server and isinstance(request, Request) and not self.final_sent:
             if request.method != "ACK":
                 self.layer.send(response_for(request, 500, "Server Internal Error"), self.peer, self.transport, self)
-        for handle in self.timers.values():
-            handle.cancel()
+        self._cancel_timers()
         self.layer.forget(self.key, self)
 
 
@@ -244,25 +224,6 @@ _EFFECTS: dict[type, Callable[[TransactionActor, Any], None]] = {
     Send: TransactionActor._send, StartTimer: TransactionActor._start_timer, CancelTimer: TransactionActor._cancel_timer,
     ToTU: TransactionActor._to_tu, Terminated: TransactionActor._terminated,
 }
-
-
-class _Expiry:
-    """A running timer's callback: tell the actor, if it still lives, that the timer fired. A slotted
-    object (48 octets) rather than a closure (a function, its cells and their tuple: about 300), as
-    every live transaction holds one; the ``TimerFired`` messages are shared, one per timer."""
-
-    __slots__ = ("ref", "fired")
-
-    def __init__(self, ref: Any, timer: str) -> None:
-        self.ref = ref
-        self.fired = _FIRED.get(timer) or _FIRED.setdefault(timer, TimerFired(timer))
-
-    def __call__(self) -> None:
-        if self.ref.is_alive():
-            self.ref.tell(self.fired)
-
-
-_FIRED: dict[str, TimerFired] = {}
 
 
 class TransactionLayer:

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from sipactors.fsm import KINDS, KindMachine, ProtocolError, TimerConfig, Transaction, kind_machine
-from sipactors.fsm.machine import _check_lean, _model
+from sipactors.fsm.base import _check_lean
+from sipactors.fsm.base import load_model as _model
 
 STOCK = {kind: KindMachine(_model(kind), TimerConfig.default(), lean=False) for kind in KINDS}
 

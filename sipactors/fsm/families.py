@@ -1,0 +1,91 @@
+"""Machine families: what the spec tables of one family of machines may say.
+
+A table (spec/machines/*.toml) declares its family in ``[machine] family`` ("transaction" when it says
+none, as the four RFC 3261 §17 tables do). A family is the language of its tables: the actions a row may
+name, the timer actions (``start:X``) and the timers they may name, and the guards. The model compiler
+refuses a row that names anything outside its family's vocabulary, and each family's machine class
+(``KindMachine``, ``BindingMachine``, ...) implements exactly that vocabulary: an action ``name`` is its
+method ``_do_name``, a guard its entry in the class's ``guards`` (tests/fsm checks both ways).
+
+To add a family (dialogs, subscriptions: issue 5): write its ``Family`` here and register it in
+``FAMILIES``, then a ``TableMachine`` subclass in its own module, and the tables that use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["BINDING", "DEFAULT_FAMILY", "FAMILIES", "TRANSACTION", "Family"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """The vocabulary of one family of tables; every entry maps a name to what it means."""
+
+    name: str
+    about: str
+    actions: Mapping[str, str]
+    timer_actions: Mapping[str, str]
+    guards: Mapping[str, str]
+    #: The timers a row may name; None: those of spec/machines/timers.toml, whose values the compiler also
+    #: reads (the transaction timers, RFC 3261 Table 4). A family whose timers take their value from the
+    #: event that starts them (a binding's expiry) lists them here instead.
+    timers: Mapping[str, str] | None
+
+
+TRANSACTION = Family(
+    name="transaction",
+    about="SIP transactions (RFC 3261 §17 as amended by RFC 6026)",
+    actions={
+        "send_request": "send the request (again)",
+        "send_ack": "send the ACK for the non-2xx final response just received (RFC 3261 §17.1.1.3)",
+        "send_response": "send the response the TU passed, and remember it",
+        "resend_response": "send the most recent response again (the 100 Trying if the TU sent none yet)",
+        "send_100": "send a 100 Trying for the request (RFC 3261 §17.2.1)",
+        "to_tu": "pass the message that arrived to the TU",
+        "timeout_to_tu": "tell the TU the transaction timed out",
+        "transport_error_to_tu": "tell the TU a transport error occurred",
+        "terminate": "the transaction is destroyed (its running timers are cancelled)",
+    },
+    timer_actions={
+        "start": "start X at its initial value for the transport in use (not at all if that value is none)",
+        "cancel": "cancel X",
+        "double": "restart X with twice its last interval (Timer A, RFC 3261 §17.1.1.2)",
+        "double_capped": "restart X with MIN(2 * last interval, T2) (Timers E and G)",
+        "set_t2": "restart X with T2 (Timer E in Proceeding, RFC 3261 §17.1.2.2)",
+    },
+    guards={"reliable": "the transport is reliable (TCP, TLS, SCTP, WS)", "unreliable": "the transport is UDP"},
+    timers=None,
+)
+
+BINDING = Family(
+    name="binding",
+    about="one registration binding of an address-of-record to a contact (RFC 3261 §10.2, §10.3)",
+    actions={
+        "store_put": "make the binding the event carries this one's and write it to the location store "
+                     "(RFC 3261 §10.3 step 7: each binding records the request's Call-ID and CSeq)",
+        "adopt": "make the binding the event carries this one's without writing it: it was read from the store",
+        "store_remove": "remove this binding (its contact, by RFC 3261 §19.1.4 equality) from the location store",
+        "tell_registrar": "tell the registrar the binding as it now is (none once removed), so its view of the AOR follows",
+        "refuse": "change nothing and tell the sender the update was aborted (RFC 3261 §10.3 steps 6-7)",
+        "terminate": "the binding's actor ends (its running timer is cancelled) and its registrar forgets it",
+    },
+    timer_actions={
+        "start": "start X to fire when the binding expires (the event's binding, at the event's wall-clock now)",
+        "restart": "cancel X if it runs, and start it for the event's binding",
+        "cancel": "cancel X",
+    },
+    guards={
+        "in_order": "the REGISTER is newer than the one that made the binding: another Call-ID, or the same "
+                    "Call-ID and a higher CSeq (RFC 3261 §10.3 steps 6-7)",
+        "out_of_order": "the same Call-ID and a CSeq not higher than the binding's (RFC 3261 §10.3 steps 6-7)",
+    },
+    timers={"expiry": "the binding's expiration interval, granted by the registrar (RFC 3261 §10.2.1.1, §10.3 step 7)"},
+)
+
+#: Every family, by the name a table's ``[machine] family`` gives.
+FAMILIES: dict[str, Family] = {family.name: family for family in (TRANSACTION, BINDING)}
+
+#: The family of a table that names none.
+DEFAULT_FAMILY = TRANSACTION.name
