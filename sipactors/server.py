@@ -150,6 +150,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         store, RegistrarPolicy(domains, min_expires=config.min_expires, max_expires=config.max_expires),
         Authenticator(os.urandom(32), DigestPolicy(algorithms=config.digest_algorithms)), time.time, os.urandom,
     )
+    registrar.keep_purging(scheduler)
     tu = Core(config.server_name, registrar)
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file))
     prepare()

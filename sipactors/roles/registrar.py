@@ -38,6 +38,7 @@ Where the RFC leaves a choice (each is also said where it is made):
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -64,6 +65,8 @@ __all__ = [
     "FAILURES", "Failure", "Outcome", "Registrar", "RegistrarPolicy", "Rule", "STEPS", "aor_of", "commit_failed",
     "process_register", "register", "remaining",
 ]
+
+log = logging.getLogger("sipactors.registrar")
 
 #: §10.3 step 7: a 423 only for a requested interval "greater than zero AND smaller than one hour".
 ONE_HOUR = 3600
@@ -523,6 +526,26 @@ class Registrar:
             user = decision.username
         outcome = process_register(self.store.locations, request, now, self.policy, authenticated_user=user, open_mode=open_mode)
         return outcome.response(request, to_tag)
+
+    def purge(self) -> int:
+        """Forget the bindings whose time is up (RFC 3261 §10.2.1: a binding lives for its expiration
+        interval); how many. Expired bindings are never listed or used, so this only keeps the store small."""
+        return int(self.store.locations.purge(self.clock()))
+
+    def keep_purging(self, scheduler: Any, every_ms: float = 60_000.0) -> None:
+        """Purge now and then every ``every_ms`` on ``scheduler``'s clock (the scheduler runs the callback
+        on its own thread, as it runs the actors, so the store is used from one thread)."""
+
+        def tick() -> None:
+            try:
+                removed = self.purge()
+                if removed:
+                    log.info("purged %d expired binding(s)", removed)
+            except Exception:  # a failing store must not end the purging; the next tick tries again
+                log.exception("purging expired bindings failed")
+            scheduler.call_later(every_ms, tick)
+
+        scheduler.call_later(0, tick)
 
     def _credentials(self, username: str, realm: str) -> StoredCredentials | None:
         ha1s = self.store.users.get(username, realm)

@@ -546,3 +546,36 @@ class RegistrarAgainstModel(RuleBasedStateMachine):
 
 
 TestRegistrarAgainstModel = RegistrarAgainstModel.TestCase
+
+
+def test_the_registrar_purges_expired_bindings_on_its_schedule_rfc3261_10_2_1() -> None:
+    """Bindings past their interval leave the store on the purge schedule (virtual clock); a store that
+    fails once does not end the purging."""
+    from sipactors.roles.digest import Authenticator
+    from sipactors.roles.registrar import Registrar
+    from sipactors.runtime import ManualScheduler
+
+    store = MemoryStore()
+    wall = [T0]
+    scheduler = ManualScheduler()
+    registrar = Registrar(store, POLICY, Authenticator(b"k" * 32), lambda: wall[0], lambda n: b"s" * n)
+    assert registrar.answer(request(expires=60), "t").status == 200
+    assert registrar.answer(request(["<sip:alice@192.0.2.2>"], expires=3600, cseq=2), "t").status == 200
+    registrar.keep_purging(scheduler, every_ms=1_000)
+    scheduler.advance(0)
+    assert len(store.locations.bindings(ALICE, 0)) == 2  # both still within their interval
+    wall[0] = T0 + 61
+    purge = store.locations.purge
+    failures = iter([OSError("disk")])
+
+    def failing_once(now: float) -> int:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return purge(now)
+
+    store.locations.purge = failing_once  # type: ignore[method-assign]
+    scheduler.advance(1_000)  # the failing tick
+    assert len(store.locations.bindings(ALICE, 0)) == 2
+    scheduler.advance(1_000)  # the next one purges
+    assert [b.contact for b in store.locations.bindings(ALICE, 0)] == ["sip:alice@192.0.2.2"]
