@@ -1,0 +1,90 @@
+"""A real user agent: baresip (Debian baresip-core, installed by .ci/run) registers to ``sipactors serve``
+over UDP on 127.0.0.1 (RFC 3261 §10), with digest authentication (§22), and unregisters when it quits.
+
+baresip 1.0 (Debian 12) computes MD5 digests only and gives up at the first challenge it cannot answer, so
+the authenticated server here offers MD5 alone (the default offers SHA-256 first, RFC 8760 §2.4). Calls
+between two baresip instances need the proxy (issue 4) and are not tested yet.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_serve import REPO, start_server, stop_server
+
+BARESIP = shutil.which("baresip")
+
+if BARESIP is None and os.environ.get("SIPACTORS_REQUIRE_INTEROP"):
+    raise RuntimeError("baresip (Debian baresip-core) is required here: .ci/run installs it")
+pytestmark = pytest.mark.skipif(BARESIP is None, reason="baresip (Debian baresip-core) is not installed; .ci/run installs it")
+
+#: No sound device: the g711 codec, files for audio in and out, and the account module.
+CONFIG = """\
+sip_listen		127.0.0.1:0
+module_path		/usr/lib/baresip/modules
+module			g711.so
+module			aufile.so
+module_app		account.so
+audio_player		aufile,/dev/null
+audio_source		aufile,/dev/null
+"""
+
+
+def _baresip(home: Path, account: str, seconds: int = 3) -> str:
+    """Run baresip (configuration in ``home``) with one account for ``seconds`` (its own -t timer: it
+    registers at start and unregisters as it quits); its output."""
+    home.mkdir()
+    (home / "config").write_text(CONFIG)
+    (home / "accounts").write_text(account + "\n")
+    assert BARESIP is not None
+    result = subprocess.run(
+        [BARESIP, "-f", str(home), "-t", str(seconds)], capture_output=True, text=True, timeout=seconds + 20,
+        stdin=subprocess.DEVNULL,
+    )
+    return result.stdout + result.stderr
+
+
+def _bindings(store: Path) -> str:
+    listed = subprocess.run(
+        [sys.executable, "-m", "sipactors", "bindings", "list", "--store", f"sqlite:///{store}"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    return listed.stdout
+
+
+def test_baresip_registers_to_the_open_registrar_and_unregisters_on_quit(tmp_path: Path) -> None:
+    store = tmp_path / "sipactors.db"
+    port, process, _ = start_server(store)
+    try:
+        output = _baresip(tmp_path / "alice", f"<sip:alice@127.0.0.1:{port}>;regint=60")
+        assert "200 OK" in output and "[1 binding]" in output, output
+        assert "no bindings" in _bindings(store)  # its REGISTER with expires 0 on quit removed it
+    finally:
+        stop_server(process)
+
+
+def test_baresip_registers_with_digest_authentication(tmp_path: Path) -> None:
+    store = tmp_path / "sipactors.db"
+    added = subprocess.run(
+        [sys.executable, "-m", "sipactors", "users", "add", "bob@127.0.0.1", "--password", "secret",
+         "--store", f"sqlite:///{store}"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+    config = tmp_path / "sipactors.toml"
+    config.write_text('[auth]\nalgorithms = ["MD5"]\n')
+    port, process, _ = start_server(store, "--config", str(config))
+    try:
+        right = _baresip(tmp_path / "right", f"<sip:bob@127.0.0.1:{port}>;auth_pass=secret;regint=60")
+        assert "200 OK" in right and "[1 binding]" in right, right
+        # baresip answers every 401 again with the same wrong password: the throttle stops it (roles/digest.py)
+        wrong = _baresip(tmp_path / "wrong", f"<sip:bob@127.0.0.1:{port}>;auth_pass=guess;regint=60")
+        assert "200 OK" not in wrong and "403 Too Many Failed Authentications" in wrong, wrong
+    finally:
+        stop_server(process)
