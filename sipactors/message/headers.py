@@ -163,7 +163,23 @@ def parse_header_params(text: str | None, header: str, context: str | None = Non
 
 
 def parse_uri(text: str, header: str = "Request-URI") -> URI:
-    """A URI in <> or in the Request-URI: SIP/SIPS (RFC 3261 §19.1), tel (RFC 3966) or other."""
+    """A URI in <> or in the Request-URI: SIP/SIPS (RFC 3261 §19.1), tel (RFC 3966) or other. URIs are
+    immutable and ``header`` only words an error, so a URI read before is handed out again (rulings R21):
+    a registrar compares a REGISTER's contacts with the stored ones, as text, every time."""
+    known: URI | None = _URIS.get(text)
+    if known is not None:
+        return known
+    uri = _parse_uri(text, header)
+    if len(text) <= 512:
+        _URIS.put(text, uri)
+    return uri
+
+
+#: URIs by their text (bounded).
+_URIS = Memo()
+
+
+def _parse_uri(text: str, header: str) -> URI:
     sx = syntax()
     if text[:4].lower() == "sip:" or text[:5].lower() == "sips:":
         match = sx.sip_uri.fullmatch(text)
@@ -296,6 +312,7 @@ def clear_memos() -> None:
     _NAME_ADDRS.clear()
     _VIA_HEADS.clear()
     _TEMPLATES.clear()
+    _URIS.clear()
 
 
 def _checked_params(text: str, header: str, context: str) -> Params | None:
