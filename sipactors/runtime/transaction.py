@@ -106,7 +106,13 @@ class TransactionActor(TimedActor):
         self.transport = transport
         self.machine: KindMachine = layer.machines[kind]
         self.tx = self.machine.new(transport.reliable)
-        self.actor_id = f"{kind}-{next(layer.serial)}"  # readable and reproducible, unlike actor_urn (uuid4)
+        self.serial = next(layer.serial)
+
+    @property
+    def actor_id(self) -> str:
+        """Readable and reproducible, unlike ``actor_urn`` (a uuid4): the kind and the layer's serial
+        number; formatted only when a trace record names it."""
+        return f"{self.machine.name}-{self.serial}"
 
     # -- events ---------------------------------------------------------------------------------
     def on_receive(self, event: Any) -> None:
