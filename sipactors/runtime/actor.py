@@ -244,6 +244,9 @@ class ScheduledActor(Actor):
             self._handle_envelope(envelope)
         if self.actor_stopped.is_set():
             self._actor_loop_teardown()
+            # The inbox points back at its actor (to schedule it); break that cycle so a stopped actor is
+            # freed when its owner forgets it, not at some later collection of the oldest generation.
+            inbox.actor = None
             return
         inbox.release()
 

@@ -274,3 +274,48 @@ def test_trace_costs_no_in_record_when_nobody_subscribes() -> None:
         assert wire.statuses() == [200] and next(iter(layer.server.values())).actor_id == "non_invite_server-1"
     finally:
         set_default_scheduler(None)
+
+
+def test_an_ended_transaction_is_freed_without_the_cyclic_collector() -> None:
+    """Tens of thousands of transactions end every minute on a busy server: each must be freed by
+    reference counting when the layer forgets it, not wait for a collection of the oldest generation."""
+    import gc
+    import weakref
+
+    class Answer:
+        def request(self, layer: TransactionLayer, key: object, request: object) -> None:
+            layer.respond(key, response_for(request, 200, to_tag="t"))  # type: ignore[arg-type]
+
+        def response(self, *args: object) -> None: ...
+        def timeout(self, *args: object) -> None: ...
+        def transport_error(self, *args: object) -> None: ...
+        def ack(self, *args: object) -> None: ...
+
+    class Wire:
+        reliable = False
+
+        def send(self, data: bytes, destination: object) -> None:
+            pass
+
+    scheduler = ManualScheduler()
+    set_default_scheduler(scheduler)
+    try:
+        layer = TransactionLayer(Wire(), Answer(), scheduler)
+        layer.receive(
+            b"OPTIONS sip:b@192.0.2.2 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfree\r\n"
+            b"To: <sip:b@192.0.2.2>\r\nFrom: <sip:a@192.0.2.1>;tag=1\r\nCall-ID: free\r\nCSeq: 1 OPTIONS\r\n"
+            b"Content-Length: 0\r\n\r\n",
+            ("192.0.2.1", 5060),
+        )
+        scheduler.run_until_idle()
+        [actor] = layer.server.values()
+        gone = weakref.ref(actor)
+        del actor
+        gc.disable()
+        try:
+            scheduler.advance(64 * 500)  # Timer J ends it
+            assert not layer.server and gone() is None
+        finally:
+            gc.enable()
+    finally:
+        set_default_scheduler(None)
