@@ -444,7 +444,7 @@ def forward_request(plan: Plan, target: Target, policy: ProxyPolicy, index: int)
     _set_max_forwards(request, source.max_forwards)  # 3
     if policy.record_route and not plan.in_dialog and request.method in _DIALOG_CREATING:  # 4
         request.add_header("Record-Route", [policy.record_route_value()], first=True)
-    routes = [NameAddr(parse_uri(path, "Path")) for path in target.path]  # 6 (RFC 3327 §5.3: the Path first)
+    routes = [NameAddr(parse_uri(_bare_uri(path), "Path")) for path in target.path]  # 6 (RFC 3327 §5.3: Path first)
     if routes:
         _set_routes(request, routes + request.route)
     _strict_route_postprocess(request)
@@ -452,6 +452,12 @@ def forward_request(plan: Plan, target: Target, policy: ProxyPolicy, index: int)
     branch = f"{MAGIC_COOKIE}{plan.loop}.{index}"  # 8
     request.add_header("Via", [Via(listener.transport, _host(listener.host), listener.port, Params((("branch", branch),)))], first=True)
     return request
+
+
+def _bare_uri(text: str) -> str:
+    """A stored Path hop is its URI (the registrar keeps ``hop.uri.render()``); ``<uri>`` is read too."""
+    text = text.strip()
+    return text[1:-1] if text.startswith("<") and text.endswith(">") else text
 
 
 def _set_max_forwards(request: Request, received: int | None) -> None:
