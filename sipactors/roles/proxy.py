@@ -64,7 +64,7 @@ from sipactors.message import (
 )
 from sipactors.message.build import response_for
 from sipactors.roles.callerprefs import order_targets, request_disposition
-from sipactors.roles.digest import PROXY_TO_USER, Authenticator, StoredCredentials
+from sipactors.roles.digest import PROXY_TO_USER, Authenticator, source_of, user_lookup
 from sipactors.store.model import Binding, canonical_aor
 
 __all__ = [
@@ -366,8 +366,8 @@ class ProxyRole:
         """407 with challenges, or a refusal, or None: authenticated, and our credentials removed (§22.3:
         a proxy consumes the Proxy-Authorization of its own realm)."""
         decision = self.authenticator.authenticate(
-            request, realm=realm, source=_source_of(request), now=self.clock(), salt=self.entropy(16),
-            lookup=self._credentials, exchange=PROXY_TO_USER,
+            request, realm=realm, source=source_of(request), now=self.clock(), salt=self.entropy(16),
+            lookup=user_lookup(self.store.users), exchange=PROXY_TO_USER,
         )
         if decision.status is not None:
             return Answer(decision.status, decision.reason, decision.headers)
@@ -375,10 +375,6 @@ class ProxyRole:
         request.fields = keep
         request._index = None
         return None
-
-    def _credentials(self, username: str, realm: str) -> StoredCredentials | None:
-        ha1s = self.store.users.get(username, realm)
-        return StoredCredentials(username, realm, tuple(sorted(ha1s.items()))) if ha1s is not None else None
 
     def _relay(self, request: Request, loop: str, target: Target) -> Answer | Plan:
         """A next hop outside our domains: only for an authenticated local user (no open relay)."""
@@ -428,12 +424,6 @@ def _for_realm(field: HeaderField, realm: str) -> bool:
     except Exception:  # an unreadable value is not ours: forwarded untouched (§16.6 step 1)
         return False
     return bool(value.get("realm") == realm)
-
-
-def _source_of(request: Request) -> str:
-    """Who sent the request, for the digest throttle (as the registrar's): received, else the sent-by host."""
-    top = request.via[0]
-    return top.params.get("received") or top.host
 
 
 # ----------------------------------------------------------------------------------------- §16.6
