@@ -389,6 +389,14 @@ class ProxyRole:
         return Plan(request, ((target,),), loop, False)
 
     # -- the location service (§16.5, RFC 3327, RFC 3841) ---------------------------------------------
+    def _bindings(self, uri: SipURI) -> list[Binding]:
+        now = self.clock()
+        for aor in _aors(uri):
+            bindings = self.store.locations.bindings(aor, now)
+            if bindings:
+                return list(bindings)
+        return []
+
     def _local(self, request: Request, loop: str) -> Answer | Plan:
         if request.method != "ACK" and request.method in self.policy.auth_methods and not self._open():
             realm = self._realm(request)
@@ -398,8 +406,7 @@ class ProxyRole:
                     return refused
         uri = request.uri
         assert isinstance(uri, SipURI)  # local() holds only for SIP URIs
-        aor = canonical_aor(SipURI(uri.scheme, uri.host, uri.user, port=uri.port).render())
-        bindings = self.store.locations.bindings(aor, self.clock())
+        bindings = self._bindings(uri)
         if not bindings:
             realm = self.authenticator.policy.realm_for(uri.host.strip("[]"))
             if not self._open() and (uri.user is None or self.store.users.get(uri.user, realm) is None):
@@ -416,6 +423,16 @@ class ProxyRole:
             contact = ", ".join(f"<{t.uri.render()}>;q={t.q:g}" for t in targets)
             return Answer(302, headers=(("Contact", contact),))
         return Plan(request, _groups(targets, wanted.parallel, wanted.fork), loop, False, wanted.cancel != "no-cancel")
+
+
+def _aors(uri: SipURI) -> list[str]:
+    """The AORs a local Request-URI may name: itself (RFC 3261 §10.3 step 5: its canonical form, port
+    kept), and, when it carries one of our ports, the same without it — the port names this server, and
+    clients register ``sip:user@domain`` and call ``sip:user@domain:port`` (SIPp's bench scenarios do)."""
+    aors = [canonical_aor(SipURI(uri.scheme, uri.host, uri.user, port=uri.port).render())]
+    if uri.port is not None:
+        aors.append(canonical_aor(SipURI(uri.scheme, uri.host, uri.user).render()))
+    return aors
 
 
 def _for_realm(field: HeaderField, realm: str) -> bool:

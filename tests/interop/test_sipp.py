@@ -104,3 +104,41 @@ def test_sipp_registers_with_digest_authentication_rfc3261_22(tmp_path: Path) ->
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     finally:
         stop_server(process)
+
+
+def test_sipp_calls_through_the_proxy_to_a_registered_sipp_uas_rfc3261_16(tmp_path: Path) -> None:
+    """The shared bench's call scenario: a SIPp UAS (``uas.xml``) registers as user "uas"
+    (``reg_contact.xml``), then ``uac_call.xml`` calls sip:uas@ through ``sipactors serve``: INVITE, 180,
+    200, ACK and BYE along the Record-Route. Every call succeeds, and so does a MESSAGE run."""
+    from tests.e2e.test_serve import start_server, stop_server
+
+    assert SIPP is not None
+    port, process, _ = start_server(tmp_path / "sipactors.db")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a free port for the UAS
+        probe.bind(("127.0.0.1", 0))
+        uas_port = probe.getsockname()[1]
+    uas = subprocess.Popen(
+        [SIPP, "-sf", str(SCENARIOS / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-nostdin"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        common = ["-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "30s", "-timeout_error", "-recv_timeout", "5000"]
+        registered = subprocess.run(
+            [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / "reg_contact.xml"), "-s", "uas", "-key", "uas_addr",
+             f"127.0.0.1:{uas_port}", "-m", "1", *common],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        )
+        assert registered.returncode == 0, registered.stdout[-2000:] + registered.stderr[-2000:]
+        for scenario in ("uac_call.xml", "message.xml"):
+            result = subprocess.run(
+                [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-s", "uas", "-m", "20", "-r", "20",
+                 *common, "-trace_err"],
+                capture_output=True, text=True, timeout=90, cwd=tmp_path,
+            )
+            assert result.returncode == 0, scenario + result.stdout[-2000:] + result.stderr[-2000:]
+        assert process.poll() is None
+    finally:
+        stop_server(process)
+        if uas.poll() is None:
+            uas.kill()
+        uas.wait(timeout=10)
