@@ -24,6 +24,7 @@ from sipactors.message import prepare
 from sipactors.roles.core import Core
 from sipactors.roles.digest import Authenticator, DigestPolicy
 from sipactors.roles.registrar import Registrar, RegistrarPolicy
+from sipactors.routing import apply_routing_config, routing_banner
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
 from sipactors.runtime.transaction import TransactionLayer, stateless_400
 from sipactors.store import DEFAULT_STORE_URL, check_store_url, open_store
@@ -47,15 +48,25 @@ class ServerConfig:
     max_expires: int = 7200  # longer ones are shortened to this
     #: digest algorithms offered, in order of preference (RFC 7616 §3.7, RFC 8760 §2.4: SHA-256 first)
     digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    # next hops and gateways (sipactors.routing: build_resolver, build_dialplan)
+    dns_enabled: bool = True  # False: --no-dns; names outside ``hosts`` fail at once (404)
+    dns_nameservers: list[str] = field(default_factory=list)  # empty: those of /etc/resolv.conf
+    dns_timeout: float = 2.0  # seconds to wait for each answer
+    dns_attempts: int = 2  # rounds over the nameservers before a lookup fails (503)
+    hosts: dict[str, list[str]] = field(default_factory=dict)  # name -> ["address[:port]", ...], before DNS
+    dialplan: list[dict[str, Any]] = field(default_factory=list)  # [[dialplan]] tables (roles/dialplan.py)
 
 
 def load_config(
     path: Path | None, host: str | None, port: int | None, trace: str | None, store: str | None = None,
+    no_dns: bool = False,
 ) -> ServerConfig:
-    """The configuration file (TOML), then the command line: ``--host``/``--port`` bind both transports."""
+    """The configuration file (TOML), then the command line: ``--host``/``--port`` bind both transports,
+    ``--no-dns`` turns DNS off whatever ``[dns] enabled`` says."""
     config = ServerConfig()
     if path is not None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+        apply_routing_config(config, data, path)
         server = data.get("server", {})
         listeners = data.get("listen", [])
         if listeners:
@@ -83,6 +94,8 @@ def load_config(
         ]
     if trace is not None:
         config.trace = trace
+    if no_dns:
+        config.dns_enabled = False
     if store is not None:
         try:
             config.store = check_store_url(store)
@@ -165,6 +178,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
               flush=True)
     else:
         print(f"registrar: digest authentication required (RFC 3261 §22; {', then '.join(config.digest_algorithms)})", flush=True)
+    print(routing_banner(config), flush=True)
     print(f"allow: {', '.join(tu.allow)}; trace: {config.trace or 'off'}; stop with Ctrl-C or SIGTERM", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
