@@ -535,6 +535,10 @@ class DnsResolver:
         if hop.numeric:
             return [Target(hop.transport, hop.name, hop.port or hop.default_port)]
         assert isinstance(uri, SipURI)  # next_hop refused the others
+        try:
+            _labels(hop.name)
+        except ValueError as error:  # the SIP grammar allows labels DNS cannot carry (RFC 1035 §2.3.4)
+            raise ResolutionError(uri, str(error), 404) from None
         lookup = _Lookup()
         steps: list[Callable[[], list[Target] | None]] = []
         if hop.port is not None:

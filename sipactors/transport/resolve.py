@@ -182,7 +182,7 @@ class HostsFirstResolver:
 
     def resolve(self, uri: URI) -> list[Target]:
         hop = next_hop(uri)
-        if hop.numeric or hop.name in self.hosts.hosts:
+        if hop.numeric or hop.name in self.hosts:
             return self.hosts.resolve(uri)
         if self.dns is None:
             raise ResolutionError(uri, f"unknown host {hop.name!r}: not in the hosts table, and DNS is off", 404)
