@@ -133,8 +133,6 @@ class DialRule:
             raise ValueError(f"strip {self.strip}: between 0 and the prefix's {len(prefix)} characters")
         if prepend and prefix.startswith("+") and self.strip == 0:
             raise ValueError(f"prepend {self.prepend!r} before a global number's +: strip at least 1")
-        if prepend.startswith("+") and prefix.startswith("+") and self.strip == 0:
-            raise ValueError("a global number already starts with +")
         if self.context is not None:
             if prefix.startswith("+"):
                 raise ValueError("a context applies to local numbers; this prefix matches global numbers")
@@ -155,9 +153,12 @@ class DialRule:
             and (self.gateway.secure or not secure)
         )
 
-    def rewrite(self, number: PhoneNumber) -> SipURI:
-        """The gateway's Request-URI for ``number`` (module docstring, "What is sent")."""
+    def rewrite(self, number: PhoneNumber) -> SipURI | None:
+        """The gateway's Request-URI for ``number`` (module docstring, "What is sent"); ``None`` when
+        stripping leaves nothing to dial."""
         digits = self.prepend + number.digits[self.strip:]
+        if digits in ("", "+"):
+            return None
         params = list(number.params)
         if not digits.startswith("+"):
             if number.context is None:
@@ -204,7 +205,8 @@ class DialPlan:
         return None
 
     def route(self, uri: URI) -> SipURI | None:
-        """The Request-URI to send to the gateway for ``uri``, or ``None`` (no number, or no rule)."""
+        """The Request-URI to send to the gateway for ``uri``, or ``None`` (no number, no rule, or a number
+        that is all prefix, stripped to nothing)."""
         found = self.rule_for(uri)
         return None if found is None else found[0].rewrite(found[1])
 

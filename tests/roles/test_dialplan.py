@@ -85,6 +85,12 @@ def test_a_local_number_made_global_loses_its_context() -> None:
     assert str(plan.route(parse_uri("tel:0123456789;phone-context=+33;ext=12"))) == "sip:+33123456789;ext=12@fr.gw;user=phone"
 
 
+def test_a_number_stripped_to_nothing_is_not_routed() -> None:
+    plan = DialPlan.from_table([{"prefix": "+49", "strip": 3, "gateway": "sip:gw"}])
+    assert plan.route(parse_uri("tel:+49")) is None
+    assert str(plan.route(parse_uri("tel:+491"))) == "sip:1@gw;user=phone"
+
+
 def test_a_number_with_no_rule_is_not_routed() -> None:
     plan = DialPlan.from_table([{"prefix": "+49", "gateway": "sip:gw"}])
     assert plan.route(parse_uri("tel:+33123")) is None
@@ -165,8 +171,12 @@ def test_the_longest_matching_prefix_wins(plan: DialPlan, digits: str) -> None:
     assert found is not None
     assert found[0].prefix == max((rule.prefix for rule in matching), key=len)
     routed = plan.route(parse_uri(f"tel:{number}"))
+    expected = found[0].prepend + number[found[0].strip:]
+    if expected in ("", "+"):
+        assert routed is None  # stripped to nothing: nothing to dial
+        return
     assert routed is not None and routed.host == found[0].gateway.host
-    assert routed.user == found[0].prepend + number[found[0].strip:]
+    assert routed.user == expected
 
 
 @given(_plans(), _digits, st.lists(st.tuples(st.integers(0, 12), st.sampled_from("-.()")), max_size=6))
