@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--store", help="where registrations and users live (default sqlite:///./sipactors.db; memory: for none)",
     )
+    serve.add_argument(
+        "--no-dns", action="store_true",
+        help="never query DNS: next hops are numeric addresses or names of the [hosts] table; other names get "
+        "404 at once (isolated labs and test beds; same as [dns] enabled = false)",
+    )
     users = commands.add_parser(
         "users", help="add, delete or list the users who may register (digest credentials)",
         description="Manage the users of the store. Only HA1 for MD5 and SHA-256 (RFC 7616) is stored, never "
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from sipactors.server import load_config, serve
 
-        return serve(load_config(args.config, args.host, args.port, args.trace, args.store))
+        return serve(load_config(args.config, args.host, args.port, args.trace, args.store, no_dns=args.no_dns))
     if args.command == "users":
         from sipactors.admin import run_users
 

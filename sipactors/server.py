@@ -25,12 +25,12 @@ from sipactors.roles.core import Core
 from sipactors.roles.digest import Authenticator, DigestPolicy
 from sipactors.roles.proxy import DEFAULT_AUTH_METHODS, TIMER_C_MS, Listener, ProxyPolicy, ProxyRole
 from sipactors.roles.registrar import Registrar, RegistrarPolicy
+from sipactors.routing import apply_routing_config, build_dialplan, build_resolver, routing_banner
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
 from sipactors.runtime.proxy import Proxy
 from sipactors.runtime.transaction import TransactionLayer, stateless_400
 from sipactors.store import DEFAULT_STORE_URL, check_store_url, open_store
 from sipactors.transport import Address, TcpTransport, UdpTransport
-from sipactors.transport.resolve import StaticResolver
 
 __all__ = ["ServerConfig", "load_config", "serve"]
 
@@ -54,15 +54,25 @@ class ServerConfig:
     recurse: bool = False  # the proxy follows 3xx contacts itself rather than passing the 3xx back (§16.7 step 4)
     timer_c: float = TIMER_C_MS / 1000  # seconds an INVITE branch may stay unanswered (§16.6 step 11: > 180)
     auth_methods: tuple[str, ...] = tuple(sorted(DEFAULT_AUTH_METHODS))  # challenged (407) from local users
+    # next hops and gateways (sipactors.routing: build_resolver, build_dialplan)
+    dns_enabled: bool = True  # False: --no-dns; names outside ``hosts`` fail at once (404)
+    dns_nameservers: list[str] = field(default_factory=list)  # empty: those of /etc/resolv.conf
+    dns_timeout: float = 2.0  # seconds to wait for each answer
+    dns_attempts: int = 2  # rounds over the nameservers before a lookup fails (503)
+    hosts: dict[str, list[str]] = field(default_factory=dict)  # name -> ["address[:port]", ...], before DNS
+    dialplan: list[dict[str, Any]] = field(default_factory=list)  # [[dialplan]] tables (roles/dialplan.py)
 
 
 def load_config(
     path: Path | None, host: str | None, port: int | None, trace: str | None, store: str | None = None,
+    no_dns: bool = False,
 ) -> ServerConfig:
-    """The configuration file (TOML), then the command line: ``--host``/``--port`` bind both transports."""
+    """The configuration file (TOML), then the command line: ``--host``/``--port`` bind both transports,
+    ``--no-dns`` turns DNS off whatever ``[dns] enabled`` says."""
     config = ServerConfig()
     if path is not None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+        apply_routing_config(config, data, path)
         server = data.get("server", {})
         listeners = data.get("listen", [])
         if listeners:
@@ -99,6 +109,8 @@ def load_config(
         ]
     if trace is not None:
         config.trace = trace
+    if no_dns:
+        config.dns_enabled = False
     if store is not None:
         try:
             config.store = check_store_url(store)
@@ -182,8 +194,11 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         domains, tuple(listeners), record_route=config.record_route, recurse_on_3xx=config.recurse,
         timer_c_ms=round(config.timer_c * 1000), auth_methods=frozenset(config.auth_methods),
     )
-    # Numeric next hops only until a DNS resolver is configured (RFC 3263 through the Resolver interface).
-    proxy = Proxy(ProxyRole(store, proxy_policy, registrar.authenticator, time.time, os.urandom), StaticResolver())
+    # next hops per RFC 3263: the [hosts] table first, then DNS unless --no-dns; tel URIs by the dial plan
+    proxy = Proxy(
+        ProxyRole(store, proxy_policy, registrar.authenticator, time.time, os.urandom, build_dialplan(config)),
+        build_resolver(config),
+    )
     tu = Core(config.server_name, registrar, proxy)
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file))
     prepare()
@@ -203,6 +218,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     print(f"proxy: record-route {'on' if config.record_route else 'off'}, 3xx {'recursed' if config.recurse else 'passed back'}, "
           f"Timer C {config.timer_c:g} s, 407 for local users' {', '.join(config.auth_methods)}; requests for other "
           f"domains {relay}", flush=True)
+    print(routing_banner(config), flush=True)
     print(f"allow: {', '.join(tu.allow)}; trace: {config.trace or 'off'}; stop with Ctrl-C or SIGTERM", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

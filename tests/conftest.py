@@ -1,5 +1,7 @@
-"""Shared test settings: bounded, derandomised Hypothesis profiles (deterministic runs), shared paths, and
-``no_dns``, which fails a test that asks the name service anything."""
+"""Shared test settings: bounded, derandomised Hypothesis profiles (deterministic runs), shared paths;
+``no_dns``, which fails a test that asks the name service anything; and, for every test, a guard that no
+socket of this process talks to port 53: no test may send a DNS query (the DNS tests use a stub server on
+an ephemeral loopback port)."""
 
 from __future__ import annotations
 
@@ -44,3 +46,29 @@ def no_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo", "getfqdn"):
         monkeypatch.setattr(socket, name, refuse(name))
     return calls
+
+
+#: Refusals of the port-53 guard, kept in case a thread swallowed the AssertionError.
+_PORT_53: list[str] = []
+
+
+def _guarded(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    def call(self: socket.socket, *args: Any) -> Any:
+        address = args[-1] if name in ("sendto", "sendmsg") else args[0]
+        if name == "sendmsg":
+            address = args[3] if len(args) > 3 else None
+        if isinstance(address, tuple) and len(address) >= 2 and address[1] == 53:
+            _PORT_53.append(f"socket.{name} to {address}")
+            raise AssertionError(f"a DNS query: socket.{name} to {address}")
+        return original(self, *args)
+    return call
+
+
+@pytest.fixture(autouse=True)
+def _no_port_53(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Fail any test whose process sends to port 53 (connect, sendto, sendmsg), directly or from a thread."""
+    for name in ("connect", "connect_ex", "sendto", "sendmsg"):
+        monkeypatch.setattr(socket.socket, name, _guarded(name, getattr(socket.socket, name)))
+    _PORT_53.clear()
+    yield
+    assert not _PORT_53, f"DNS traffic: {_PORT_53}"

@@ -7,7 +7,8 @@ the loop's socket (one ``sendto``, which the kernel serialises); TCP bytes, and 
 buffer has no room for, are handed back to the loop with ``call_soon_threadsafe``.
 
 Where a request goes next (RFC 3263) is asked of a ``Resolver`` (``resolve.py``); simulations and tests
-use ``StaticResolver``, which never sends a DNS query.
+use ``StaticResolver``, which never sends a DNS query; ``dns.py`` holds the DNS resolver (NAPTR, SRV,
+A/AAAA) that ``HostsFirstResolver`` asks for names outside the static hosts table.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from sipactors.message import Via
 from sipactors.message.message import split_head
 from sipactors.transport.resolve import (
+    HostsFirstResolver,
     NextHop,
     ResolutionError,
     Resolver,
@@ -32,7 +34,7 @@ from sipactors.transport.resolve import (
 )
 
 __all__ = [
-    "Limits", "NextHop", "ResolutionError", "Resolver", "StaticResolver", "Target", "TcpTransport", "UdpTransport",
+    "HostsFirstResolver", "Limits", "NextHop", "ResolutionError", "Resolver", "StaticResolver", "Target", "TcpTransport", "UdpTransport",
     "next_hop", "proxy_uri", "response_destination",
 ]
 

@@ -29,9 +29,11 @@ def _options(branch: str, port: int, transport: str = "UDP", method: str = "OPTI
 
 def start_server(store: Path, *args: str, host: str = "127.0.0.1") -> tuple[int, subprocess.Popen[str], list[str]]:
     """``sipactors serve`` on a port the OS picks, with its store in ``store`` (never the repo's
-    ./sipactors.db); its UDP port, the process and the banner's lines."""
+    ./sipactors.db) and DNS off (no test may send a DNS query); its UDP port, the process and the banner's
+    lines."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "sipactors", "serve", "--host", host, "--port", "0", "--store", f"sqlite:///{store}", *args],
+        [sys.executable, "-m", "sipactors", "serve", "--host", host, "--port", "0", "--store", f"sqlite:///{store}",
+         "--no-dns", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert process.stdout is not None
@@ -149,3 +151,14 @@ def test_options_over_ipv6_loopback(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_the_banner_says_dns_is_off_and_counts_hosts_and_dial_plan_rules(tmp_path: Path) -> None:
+    config = tmp_path / "sipactors.toml"
+    config.write_text('[hosts]\ngw.lab = ["127.0.0.1:5070"]\n[[dialplan]]\nprefix = "+"\ngateway = "sip:gw.lab"\n')
+    _, process, banner = start_server(tmp_path / "sipactors.db", "--config", str(config))
+    try:
+        line = next(line for line in banner if line.startswith("next hops:"))
+        assert "DNS OFF" in line and "1 name in [hosts]" in line and "dial plan: 1 rule" in line
+    finally:
+        stop_server(process)

@@ -82,7 +82,8 @@ def test_a_proxy_known_by_host_and_port_resolves_through_its_temporary_uri_rfc32
 
 
 @given(
-    name=st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z][a-z0-9-]{0,10}){1,3}", fullmatch=True),
+    # labels end in a letter or digit (RFC 3261 §25.1 domainlabel): "a-" is no host name
+    name=st.from_regex(r"[a-z]([a-z0-9-]{0,9}[a-z0-9])?(\.[a-z]([a-z0-9-]{0,9}[a-z0-9])?){1,3}", fullmatch=True),
     octets=st.tuples(*[st.integers(0, 255)] * 4),
     port=st.none() | st.integers(1, 65535),
     scheme=st.sampled_from(["sip", "sips"]),
