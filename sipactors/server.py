@@ -27,6 +27,7 @@ from sipactors.roles.registrar import Registrar, RegistrarPolicy
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
 from sipactors.runtime.transaction import TransactionLayer, stateless_400
 from sipactors.store import DEFAULT_STORE_URL, check_store_url, open_store
+from sipactors.store.commit import committer_for
 from sipactors.transport import Address, TcpTransport, UdpTransport
 
 __all__ = ["ServerConfig", "load_config", "serve"]
@@ -145,12 +146,15 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     if udp is None:
         raise SystemExit("sipactors serve: at least one UDP listener is needed (it is the layer's default)")
     store = open_store(config.store)
+    # REGISTERs are committed in groups on a writer thread; their 200s go out from the scheduler thread.
+    committer = committer_for(store, lambda answers: scheduler.call_later(0, answers))
     domains = frozenset(name.lower() for name in ["localhost", *config.domains, *(host for _, host, _ in config.listeners)])
     registrar = Registrar(
         store, RegistrarPolicy(domains, min_expires=config.min_expires, max_expires=config.max_expires),
         Authenticator(os.urandom(32), DigestPolicy(algorithms=config.digest_algorithms)), time.time, os.urandom,
+        committer=committer, trace=_Trace(trace_file) if trace_file is not None else None,
     )
-    registrar.keep_purging(scheduler)
+    scheduler.call_later(0, registrar.restore)  # one binding actor per stored binding, before any REGISTER
     tu = Core(config.server_name, registrar)
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file))
     prepare()
@@ -177,6 +181,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         print("sipactors: stopping", flush=True)
         for server in servers:
             server.close()
+        committer.close()
         scheduler.stop()
         set_default_scheduler(None)
         store.close()

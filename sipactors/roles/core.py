@@ -33,7 +33,8 @@ class Core:
         self.allow = ALLOW + (("REGISTER",) if registrar is not None else ())
 
     def answer(self, request: Request, to_tag: str) -> Response:
-        """The response a request gets (the caller supplies the To tag)."""
+        """The response a request other than a REGISTER to the registrar gets (the caller supplies the To
+        tag); ``request`` hands a REGISTER to the registrar, which answers when its changes are committed."""
         server = [("Server", self.server_name)]
         allow = ("Allow", ", ".join(self.allow))
         if request.method == "OPTIONS":  # RFC 3261 §11.2
@@ -41,8 +42,6 @@ class Core:
                 request, 200, to_tag=to_tag,
                 headers=[allow, ("Accept", ", ".join(ACCEPT)), ("Supported", ", ".join(SUPPORTED)), *server],
             )
-        if request.method == "REGISTER" and self.registrar is not None:  # RFC 3261 §10.3
-            return self.registrar.answer(request, to_tag)
         if request.method == "CANCEL":  # no INVITE transaction exists to cancel (RFC 3261 §9.2)
             return response_for(request, 481, to_tag=to_tag, headers=server)
         if request.method.upper() in KNOWN_METHODS:
@@ -51,6 +50,10 @@ class Core:
 
     # -- the TransactionUser protocol -------------------------------------------------------------
     def request(self, layer: Any, key: Any, request: Request) -> None:
+        if request.method == "REGISTER" and self.registrar is not None:  # RFC 3261 §10.3
+            # The registrar answers once the REGISTER's changes are committed (§10.3 step 8).
+            self.registrar.handle(request, layer.new_tag(), lambda response: layer.respond(key, response))
+            return
         layer.respond(key, self.answer(request, layer.new_tag()))
 
     def response(self, layer: Any, key: Any, response: Response) -> None:
