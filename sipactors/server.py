@@ -181,8 +181,8 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         print("sipactors: stopping", flush=True)
         for server in servers:
             server.close()
+        scheduler.stop()  # no REGISTER is decided any more; then what was submitted is committed
         committer.close()
-        scheduler.stop()
         set_default_scheduler(None)
         store.close()
         if trace_file is not None:

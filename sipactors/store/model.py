@@ -206,8 +206,9 @@ def _contact_uri(contact: str) -> SipURI | TelURI | AbsoluteURI:
 
 
 def same_contact(a: str, b: str) -> bool:
-    """Whether two contact URIs (as text) name one binding: RFC 3261 §10.3 step 6, by §19.1.4 equality."""
-    return _contact_uri(a).equivalent(_contact_uri(b))
+    """Whether two contact URIs (as text) name one binding: RFC 3261 §10.3 step 6, by §19.1.4 equality.
+    The same text is the same URI without parsing (a refresh usually repeats its Contact as it was)."""
+    return a == b or _contact_uri(a).equivalent(_contact_uri(b))
 
 
 def check_contact(contact: str) -> None:
