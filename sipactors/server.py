@@ -30,6 +30,7 @@ from sipactors.runtime import ThreadScheduler, set_default_scheduler
 from sipactors.runtime.proxy import Proxy
 from sipactors.runtime.transaction import TransactionLayer, stateless_400
 from sipactors.store import DEFAULT_STORE_URL, check_store_url, open_store
+from sipactors.store.commit import committer_for
 from sipactors.transport import Address, TcpTransport, UdpTransport
 
 __all__ = ["ServerConfig", "load_config", "serve"]
@@ -184,12 +185,15 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     if udp is None:
         raise SystemExit("sipactors serve: at least one UDP listener is needed (it is the layer's default)")
     store = open_store(config.store)
+    # REGISTERs are committed in groups on a writer thread; their 200s go out from the scheduler thread.
+    committer = committer_for(store, lambda answers: scheduler.call_later(0, answers))
     domains = frozenset(name.lower() for name in ["localhost", *config.domains, *(host for _, host, _ in config.listeners)])
     registrar = Registrar(
         store, RegistrarPolicy(domains, min_expires=config.min_expires, max_expires=config.max_expires),
         Authenticator(os.urandom(32), DigestPolicy(algorithms=config.digest_algorithms)), time.time, os.urandom,
+        committer=committer, trace=_Trace(trace_file) if trace_file is not None else None,
     )
-    registrar.keep_purging(scheduler)
+    scheduler.call_later(0, registrar.restore)  # one binding actor per stored binding, before any REGISTER
     proxy_policy = ProxyPolicy(
         domains, tuple(listeners), record_route=config.record_route, recurse_on_3xx=config.recurse,
         timer_c_ms=round(config.timer_c * 1000), auth_methods=frozenset(config.auth_methods),
@@ -231,8 +235,9 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         print("sipactors: stopping", flush=True)
         for server in servers:
             server.close()
-        scheduler.stop()
+        scheduler.stop()  # no REGISTER is decided any more; then what was submitted is committed
         proxy.close()
+        committer.close()
         set_default_scheduler(None)
         store.close()
         if trace_file is not None:

@@ -19,7 +19,6 @@ from sipactors.fsm.effects import (
     RemoveBinding,
     Send,
     StartTimer,
-    StoreBinding,
     Terminated,
     ToRegistrar,
     ToTU,
@@ -29,6 +28,6 @@ from sipactors.fsm.machine import KINDS, KindMachine, ProtocolError, TimerConfig
 
 __all__ = [
     "FAMILIES", "KINDS", "BindingEffect", "BindingMachine", "BindingState", "CancelTimer", "Effect", "Family",
-    "KindMachine", "ProtocolError", "Refused", "Removal", "RemoveBinding", "Send", "StartTimer", "StoreBinding",
+    "KindMachine", "ProtocolError", "Refused", "Removal", "RemoveBinding", "Send", "StartTimer",
     "Terminated", "TimerConfig", "ToRegistrar", "ToTU", "Transaction", "binding_machine", "kind_machine",
 ]

@@ -7,7 +7,7 @@ Rules of this module (DESIGN §1, §2):
    outlives the process); the expiry timer's delay is ``expires - now``, in milliseconds, which the actor
    runs on its scheduler's clock;
  * the events and what they carry: ``register`` and ``restore`` a ``Binding`` (the one the registrar
-   made from the REGISTER, with its granted expiry; the one the store kept), ``unregister`` a ``Removal``
+   made from the REGISTER and has committed, with its granted expiry; the one the store kept), ``unregister`` a ``Removal``
    (the REGISTER's Call-ID and CSeq), ``timer_expiry`` nothing;
  * Call-ID/CSeq ordering (RFC 3261 §10.3 steps 6-7) is the table's guard pair ``in_order`` /
    ``out_of_order``, decided against the binding the state holds; spec/machines/binding.toml says why
@@ -29,7 +29,6 @@ from sipactors.fsm.effects import (
     Refused,
     RemoveBinding,
     StartTimer,
-    StoreBinding,
     ToRegistrar,
 )
 from sipactors.fsm.families import BINDING
@@ -99,16 +98,16 @@ class BindingMachine(TableMachine):
         return effects
 
     # -- actions ------------------------------------------------------------------------------------
-    def _do_store_put(self, b: BindingState, kw: dict[str, Any], timer: str) -> None:
-        b.binding = kw["message"]
-        kw["effects"].append(StoreBinding(kw["message"]))
-
     def _do_adopt(self, b: BindingState, kw: dict[str, Any], timer: str) -> None:
         b.binding = kw["message"]
 
-    def _do_store_remove(self, b: BindingState, kw: dict[str, Any], timer: str) -> None:
+    def _do_forget(self, b: BindingState, kw: dict[str, Any], timer: str) -> None:
         b.binding = None
-        kw["effects"].append(RemoveBinding(b.aor, b.contact))
+
+    def _do_store_remove(self, b: BindingState, kw: dict[str, Any], timer: str) -> None:
+        assert b.binding is not None  # the table removes only a binding that exists
+        kw["effects"].append(RemoveBinding(b.aor, b.contact, b.binding.expires))
+        b.binding = None
 
     def _do_tell_registrar(self, b: BindingState, kw: dict[str, Any], timer: str) -> None:
         kw["effects"].append(ToRegistrar(b.aor, b.contact, b.binding))

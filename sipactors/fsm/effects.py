@@ -2,7 +2,7 @@
 
 The machine never sends, sleeps or reads a clock itself; it returns these and the actor carries them out.
 ``StartTimer``, ``CancelTimer`` and ``Terminated`` serve every family; ``Send`` and ``ToTU`` are the
-transactions' (RFC 3261 §17), ``StoreBinding``, ``RemoveBinding``, ``ToRegistrar`` and ``Refused`` the
+transactions' (RFC 3261 §17), ``RemoveBinding``, ``ToRegistrar`` and ``Refused`` the
 registration bindings' (RFC 3261 §10.3), ``Forward``, ``Upstream``, ``CancelBranch`` and ``ResetTimerC`` a
 proxy response context's (RFC 3261 §16). The actions that produce them are listed by family in
 ``sipactors.fsm.families``.
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BindingEffect", "CancelBranch", "CancelTimer", "Effect", "Forward", "ProxyEffect", "Refused", "RemoveBinding",
-    "ResetTimerC", "Send", "StartTimer", "StoreBinding", "Terminated", "ToRegistrar", "ToTU", "Upstream",
+    "ResetTimerC", "Send", "StartTimer", "Terminated", "ToRegistrar", "ToTU", "Upstream",
 ]
 
 
@@ -63,18 +63,13 @@ Effect = Send | StartTimer | CancelTimer | ToTU | Terminated
 
 
 @dataclass(frozen=True, slots=True)
-class StoreBinding:
-    """Write ``binding`` to the location store, replacing the one of the same contact (RFC 3261 §10.3 step 7)."""
-
-    binding: Binding
-
-
-@dataclass(frozen=True, slots=True)
 class RemoveBinding:
-    """Remove the binding of ``contact`` from ``aor`` in the location store (RFC 3261 §10.2.2, §10.3)."""
+    """Remove the binding of ``contact`` from ``aor`` in the location store if its time is up at ``expires``
+    (RFC 3261 §10.2.2: it expired): a refresh the registrar committed meanwhile has a later expiry and stays."""
 
     aor: str
     contact: str
+    expires: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,4 +120,4 @@ class ResetTimerC:
 
 ProxyEffect = Forward | Upstream | CancelBranch | ResetTimerC | Terminated
 
-BindingEffect = StoreBinding | RemoveBinding | ToRegistrar | Refused | StartTimer | CancelTimer | Terminated
+BindingEffect = RemoveBinding | ToRegistrar | Refused | StartTimer | CancelTimer | Terminated

@@ -63,10 +63,12 @@ BINDING = Family(
     name="binding",
     about="one registration binding of an address-of-record to a contact (RFC 3261 §10.2, §10.3)",
     actions={
-        "store_put": "make the binding the event carries this one's and write it to the location store "
-                     "(RFC 3261 §10.3 step 7: each binding records the request's Call-ID and CSeq)",
-        "adopt": "make the binding the event carries this one's without writing it: it was read from the store",
-        "store_remove": "remove this binding (its contact, by RFC 3261 §19.1.4 equality) from the location store",
+        "adopt": "make the binding the event carries this one's without writing it: the registrar committed it "
+                 "with the rest of its REGISTER (RFC 3261 §10.3 step 7), or it was read from the store",
+        "forget": "let go of the binding without writing: the registrar committed its removal with the rest of "
+                  "the REGISTER (RFC 3261 §10.3 steps 6-7)",
+        "store_remove": "remove this binding from the location store if it is still the one whose interval ran "
+                        "out (a refresh committed meanwhile stays)",
         "tell_registrar": "tell the registrar the binding as it now is (none once removed), so its view of the AOR follows",
         "refuse": "change nothing and tell the sender the update was aborted (RFC 3261 §10.3 steps 6-7)",
         "terminate": "the binding's actor ends (its running timer is cancelled) and its registrar forgets it",

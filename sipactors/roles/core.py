@@ -60,7 +60,8 @@ class Core:
         self.allow = allow + (PROXIED if proxy is not None else ())
 
     def answer(self, request: Request, to_tag: str) -> Response:
-        """The response a request gets (the caller supplies the To tag)."""
+        """The response a request other than a REGISTER to the registrar gets (the caller supplies the To
+        tag); ``request`` hands a REGISTER to the registrar, which answers when its changes are committed."""
         server = [("Server", self.server_name)]
         allow = ("Allow", ", ".join(self.allow))
         if request.method == "OPTIONS":  # RFC 3261 §11.2
@@ -68,8 +69,6 @@ class Core:
                 request, 200, to_tag=to_tag,
                 headers=[allow, ("Accept", ", ".join(ACCEPT)), ("Supported", ", ".join(SUPPORTED)), *server],
             )
-        if request.method == "REGISTER" and self.registrar is not None:  # RFC 3261 §10.3
-            return self.registrar.answer(request, to_tag)
         if request.method == "CANCEL":  # no INVITE transaction exists to cancel (RFC 3261 §9.2)
             return response_for(request, 481, to_tag=to_tag, headers=server)
         if request.method.upper() in KNOWN_METHODS:
@@ -88,7 +87,10 @@ class Core:
 
     # -- the TransactionUser protocol -------------------------------------------------------------
     def request(self, layer: Any, key: Any, request: Request) -> None:
-        if self._ours(request):
+        if request.method == "REGISTER" and self.registrar is not None:  # RFC 3261 §10.3
+            # The registrar answers once the REGISTER's changes are committed (§10.3 step 8).
+            self.registrar.handle(request, layer.new_tag(), lambda response: layer.respond(key, response))
+        elif self._ours(request):
             layer.respond(key, self.answer(request, layer.new_tag()))
         elif request.method == "CANCEL":
             assert self.proxy is not None

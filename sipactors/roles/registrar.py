@@ -38,17 +38,22 @@ Where the RFC leaves a choice (each is also said where it is made):
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from email.utils import formatdate  # a pure function of its argument; it reads no clock when given one
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 from sipactors.message import NameAddr, Params, Request, Response, SipURI, unescape
 from sipactors.message.build import response_for
 from sipactors.roles.digest import USER_TO_USER, Authenticator, source_of, user_lookup
+from sipactors.runtime.binding import BindingActor, Register, Restore, Unregister
+from sipactors.store.commit import Committer, InlineCommitter
 from sipactors.store.model import (
     Binding,
     Change,
@@ -194,6 +199,7 @@ class _Work:
     source: Source | None
     authenticated_user: str | None
     open_mode: bool
+    known_aor: str | None = None  # the caller's aor_of(request), if it has it (step 5 need not parse again)
     aor: str = ""
     path: tuple[NameAddr, ...] = ()  # the Path the binding keeps: empty unless honoured (RFC 3327 §5.3)
     star: bool = False
@@ -272,7 +278,7 @@ def _step4_authorization(work: _Work) -> Rejection | None:
 def _step5_address_of_record(work: _Work) -> Rejection | None:
     """§10.3 step 5: the AOR is the To URI in canonical form (``canonical_aor``); it must be a SIP or SIPS URI
     (§10.2 To) of the Request-URI's domain, else 404."""
-    aor = aor_of(work.request)
+    aor = work.known_aor or aor_of(work.request)
     if aor is None:
         return Rejection(Failure.INVALID_AOR)
     work.aor = aor
@@ -406,8 +412,8 @@ def remaining(binding: Binding, now: float) -> int:
 
 def _contact_value(binding: Binding, now: float) -> str:
     """``<uri>;expires=N`` and the contact's own parameters as registered (q, +sip.instance, feature tags)."""
-    params = Params(item for item in binding.params if item[0].lower() != "expires")
-    return f"<{binding.contact}>;expires={remaining(binding, now)}{params.render()}"
+    params = Params(item for item in binding.params if item[0].lower() != "expires").render() if binding.params else ""
+    return f"<{binding.contact}>;expires={remaining(binding, now)}{params}"
 
 
 def _step8_ok(work: _Work) -> Outcome:
@@ -419,8 +425,15 @@ def _step8_ok(work: _Work) -> Outcome:
     if work.path:
         headers.append(("Path", ", ".join(hop.render() for hop in work.path)))
         headers.append(("Supported", "path"))
-    headers.append(("Date", formatdate(work.now, usegmt=True)))
+    headers.append(("Date", _date(int(work.now))))
     return Outcome(200, "OK", tuple(headers), work.aor, tuple(work.changes), bindings)
+
+
+@lru_cache(maxsize=4)
+def _date(second: int) -> str:
+    """The Date header field value (RFC 3261 §20.17, RFC 1123 form) of a POSIX second: a pure function,
+    memoised, as every REGISTER of that second shows the same date (formatting one costs ~10 µs)."""
+    return formatdate(second, usegmt=True)
 
 
 def _refused(rejection: Rejection, aor: str | None) -> Outcome:
@@ -444,16 +457,18 @@ def aor_of(request: Request) -> str | None:
 def register(
     request: Request, current: Sequence[Binding], now: float, policy: RegistrarPolicy,
     source: Source | None = None, *, authenticated_user: str | None = None, open_mode: bool = False,
+    aor: str | None = None,
 ) -> Outcome:
     """Decide a REGISTER (RFC 3261 §10.3): ``current`` is the unexpired bindings of ``aor_of(request)``
     (``LocationStore.bindings(aor, now)``), ``now`` POSIX seconds, ``source`` where the request came from,
     ``authenticated_user`` the user the digest ``Authenticator`` proved (step 3), ``open_mode`` true when
-    the server has no users at all. Only a 200 carries changes."""
+    the server has no users at all, ``aor`` the caller's ``aor_of(request)`` if it has it (not computed
+    twice). Only a 200 carries changes."""
     if request.method != "REGISTER":
         raise ValueError(f"a registrar processes REGISTER, not {request.method}")
     if request.refusal is not None:
         raise ValueError(f"answer the refused request with {request.refusal.status} before the registrar")
-    work = _Work(request, list(current), now, policy, source, authenticated_user, open_mode)
+    work = _Work(request, list(current), now, policy, source, authenticated_user, open_mode, aor)
     for step in STEPS:
         rejection = step(work)
         if rejection is not None:
@@ -487,62 +502,202 @@ def process_register(
 
 
 # ------------------------------------------------------------------------------------- the registrar
+@dataclass(slots=True)
+class _Pending:
+    """A REGISTER that passed authentication, waiting for its decision (behind another of its AOR)."""
+
+    request: Request
+    to_tag: str
+    reply: Callable[[Response], None]
+    user: str | None
+    open_mode: bool
+
+
 class Registrar:
     """The registrar role as the server core runs it: digest authentication when users exist (RFC 3261
-    §10.3 step 3, §22: 401 with SHA-256 and MD5 challenges), then :func:`process_register` on the store.
+    §10.3 step 3, §22: 401 with SHA-256 and MD5 challenges), then :func:`register` against the AOR's
+    bindings as the registrar holds them, the changes committed, and one :class:`BindingActor` per binding.
+
+    * **Bindings are actors.** Every binding is a ``BindingActor`` (spec/machines/binding.toml) kept in
+      ``actors`` by (AOR, contact URI as registered); it owns the binding's expiry timer and removes the
+      binding from the store when that fires (RFC 3261 §10.2.2: soft state). ``restore()`` takes up every
+      binding the store kept, after a restart, with the time it has left.
+    * **A REGISTER commits whole, then the actors adopt it** (§10.3 step 7: all updates "or not at all"):
+      the changes go to the ``committer`` in one transaction; once they are durable the registrar updates
+      its view and tells each binding's actor ``Register`` or ``Unregister`` (which write nothing), and the
+      200 goes out (step 8). A failed commit is a 500 and changes nothing.
+    * **The registrar's view is the committed binding set** (``_held``, by AOR), so a REGISTER reads no
+      store; the actors tell it when a binding expires.
+    * **One REGISTER per AOR at a time**: while one commits, the next for the same AOR waits (``_committing``),
+      so no two decide against the same binding set; other AORs go on.
 
     With no users in the store the registrar is open (``open_mode``): any registration for a local domain
     is accepted; ``sipactors serve`` says so loudly at start-up. Time and randomness are injected (this
     module reads no clock): ``clock`` gives POSIX seconds (bindings and nonces outlive the process),
-    ``entropy(n)`` n fresh random octets for a challenge's nonce.
+    ``entropy(n)`` n fresh random octets for a challenge's nonce. Every method runs on the thread of the
+    actors' scheduler (a committer calls back through it).
     """
 
     def __init__(
         self, store: Any, policy: RegistrarPolicy, authenticator: Authenticator,
-        clock: Callable[[], float], entropy: Callable[[int], bytes],
+        clock: Callable[[], float], entropy: Callable[[int], bytes], *, committer: Committer | None = None,
+        trace: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.authenticator = authenticator
         self.clock = clock
         self.entropy = entropy
+        self.committer: Committer = committer or InlineCommitter(store.locations)
+        self.trace = trace
+        self.actors: dict[tuple[str, str], BindingActor] = {}
+        self._held: dict[str, dict[str, Binding]] = {}  # AOR → contact URI (as registered) → committed binding
+        self._committing: dict[str, deque[_Pending]] = {}  # AOR → the REGISTERs waiting for its commit
+        self._serial = itertools.count(1)  # numbers the binding actors, so a seeded simulation names them alike
 
     @property
     def open_mode(self) -> bool:
         return not self.store.users.any()
 
-    def answer(self, request: Request, to_tag: str) -> Response:
-        now = self.clock()
+    def bindings(self, aor: str, now: float) -> list[Binding]:
+        """The unexpired bindings of ``aor`` as committed, in ``Binding.order_key`` order (what a proxy's
+        location lookup reads: no store query)."""
+        held = self._held.get(aor)
+        if not held:
+            return []
+        return sorted((binding for binding in held.values() if binding.expires > now), key=Binding.order_key)
+
+    def handle(self, request: Request, to_tag: str, reply: Callable[[Response], None]) -> None:
+        """Answer the REGISTER ``request`` through ``reply``: at once for a challenge, a refusal or a query,
+        after the commit for a change."""
         user: str | None = None
         open_mode = self.open_mode
         if not open_mode:
             domain = request.uri.host if isinstance(request.uri, SipURI) else ""
             decision = self.authenticator.authenticate(
-                request, realm=self.authenticator.policy.realm_for(domain), source=source_of(request), now=now,
-                salt=self.entropy(16), lookup=user_lookup(self.store.users), exchange=USER_TO_USER,
+                request, realm=self.authenticator.policy.realm_for(domain), source=source_of(request),
+                now=self.clock(), salt=self.entropy(16), lookup=user_lookup(self.store.users), exchange=USER_TO_USER,
             )
             if decision.status is not None:
-                return response_for(request, decision.status, decision.reason, to_tag=to_tag, headers=list(decision.headers))
+                reply(response_for(request, decision.status, decision.reason, to_tag=to_tag, headers=list(decision.headers)))
+                return
             user = decision.username
-        outcome = process_register(self.store.locations, request, now, self.policy, authenticated_user=user, open_mode=open_mode)
-        return outcome.response(request, to_tag)
+        pending = _Pending(request, to_tag, reply, user, open_mode)
+        aor = aor_of(request)
+        waiting = self._committing.get(aor) if aor is not None else None
+        if waiting is not None:
+            waiting.append(pending)
+            return
+        self._decide(pending, aor)
 
-    def purge(self) -> int:
-        """Forget the bindings whose time is up (RFC 3261 §10.2.1: a binding lives for its expiration
-        interval); how many. Expired bindings are never listed or used, so this only keeps the store small."""
-        return int(self.store.locations.purge(self.clock()))
+    def _decide(self, pending: _Pending, aor: str | None) -> None:
+        now = self.clock()
+        current = self.bindings(aor, now) if aor is not None else []
+        outcome = register(
+            pending.request, current, now, self.policy, authenticated_user=pending.user, open_mode=pending.open_mode,
+            aor=aor,
+        )
+        if outcome.status != 200 or not outcome.changes:
+            pending.reply(outcome.response(pending.request, pending.to_tag))
+            return
+        assert aor is not None and outcome.aor == aor  # a 200 with changes has its AOR
+        self._committing[aor] = deque()
+        self.committer.submit(aor, outcome.changes, lambda error: self._committed(pending, outcome, error))
 
-    def keep_purging(self, scheduler: Any, every_ms: float = 60_000.0) -> None:
-        """Purge now and then every ``every_ms`` on ``scheduler``'s clock (the scheduler runs the callback
-        on its own thread, as it runs the actors, so the store is used from one thread)."""
+    def _committed(self, pending: _Pending, outcome: Outcome, error: Exception | None) -> None:
+        aor = outcome.aor
+        assert aor is not None
+        try:
+            if error is None:
+                self._adopt(aor, outcome.changes, pending.request)
+                pending.reply(outcome.response(pending.request, pending.to_tag))
+            else:
+                log.error("REGISTER for %s not committed: %s", aor, error)
+                pending.reply(commit_failed(outcome).response(pending.request, pending.to_tag))
+        finally:
+            waiting = self._committing.pop(aor)
+            while waiting:
+                self._decide(waiting.popleft(), aor)
+                if aor in self._committing:  # that one commits in turn: the rest wait for it
+                    self._committing[aor].extend(waiting)
+                    break
 
-        def tick() -> None:
-            try:
-                removed = self.purge()
-                if removed:
-                    log.info("purged %d expired binding(s)", removed)
-            except Exception:  # a failing store must not end the purging; the next tick tries again
-                log.exception("purging expired bindings failed")
-            scheduler.call_later(every_ms, tick)
+    def _adopt(self, aor: str, changes: Sequence[Change], request: Request) -> None:
+        """Carry committed ``changes`` into the view and tell the bindings' actors, as the store applied
+        them (contacts compared by §19.1.4). A binding already expired is left to its actor, whose timer
+        is due; its removal spares a newer binding of the same contact (``remove_expired``)."""
+        held = self._held.setdefault(aor, {})
+        cseq = request.cseq
+        assert cseq is not None and request.call_id is not None  # parse refuses a request without them (§8.1.1)
+        removal = Unregister(request.call_id, cseq.seq)
+        now = self.clock()
+        for change in changes:
+            target = change.binding.contact if isinstance(change, Put) else change.contact if isinstance(change, Remove) else None
+            refreshed: BindingActor | None = None
+            for contact in [c for c in held if target is None or c == target or same_contact(c, target)]:
+                old = held.pop(contact)
+                actor = self.actors.pop((aor, contact), None)
+                if actor is None or old.expires <= now:
+                    continue
+                if isinstance(change, Put) and contact == target:
+                    refreshed = actor  # the same contact, spelt the same: its actor refreshes it
+                else:
+                    actor.actor_ref.tell(removal)
+            if isinstance(change, Put):
+                binding = change.binding
+                held[binding.contact] = binding
+                actor = refreshed or self._spawn(aor, binding.contact)
+                self.actors[aor, binding.contact] = actor
+                actor.actor_ref.tell(Register(binding))
+        if not held:
+            del self._held[aor]
 
-        scheduler.call_later(0, tick)
+    def _spawn(self, aor: str, contact: str) -> BindingActor:
+        actor: BindingActor = BindingActor.spawn(
+            self, aor, contact, self.store.locations, self.clock, trace=self.trace,
+            actor_id=f"binding-{next(self._serial)}",
+        )
+        self.actors[aor, contact] = actor
+        return actor
+
+    def restore(self) -> int:
+        """After a (re)start: forget the bindings whose time ran out while nobody watched, and give every
+        other one the store kept an actor, with the time it has left (§10.3 step 7: committed bindings
+        stay). How many."""
+        now = self.clock()
+        locations = self.store.locations
+        locations.purge(now)
+        restored = 0
+        for aor in locations.all_aors(now):
+            for binding in locations.bindings(aor, now):
+                self._held.setdefault(aor, {})[binding.contact] = binding
+                self._spawn(aor, binding.contact).actor_ref.tell(Restore(binding))
+                restored += 1
+        return restored
+
+    # -- BindingOwner: what the actors tell ------------------------------------------------------------
+    def binding_changed(self, actor: BindingActor, binding: Binding | None) -> None:
+        """The view already follows every REGISTER (it commits them); what an actor reports on its own is
+        that its binding expired (None)."""
+        if binding is None and self.actors.get((actor.aor, actor.contact)) is actor:
+            self._lost(actor)
+
+    def binding_ended(self, actor: BindingActor) -> None:
+        """An actor still in the dict ended on its own (its store failed)."""
+        if self.actors.get((actor.aor, actor.contact)) is actor:
+            self._lost(actor)
+
+    def _lost(self, actor: BindingActor) -> None:
+        """``actor`` is gone without a REGISTER saying so: its binding expired. If the view holds a binding
+        of its contact that is still live, a refresh was committed after the timer fired: a new actor
+        takes it up (the store kept it: ``remove_expired`` spares it)."""
+        aor, contact = actor.aor, actor.contact
+        del self.actors[aor, contact]
+        held = self._held.get(aor, {})
+        binding = held.get(contact)
+        if binding is not None and binding.expires > self.clock():
+            self._spawn(aor, contact).actor_ref.tell(Restore(binding))
+            return
+        held.pop(contact, None)
+        if not held:
+            self._held.pop(aor, None)

@@ -1,9 +1,11 @@
 """Registration binding actors (RFC 3261 §10.3): one per (AOR, contact URI), driven by the binding machine
 (spec/machines/binding.toml), owned by its registrar.
 
-Flow (DESIGN §1): the registrar, having checked a whole REGISTER (§10.3 steps 1-7), tells each binding's
-actor ``Register``, ``Unregister`` or, after a restart, ``Restore`` → ``BindingMachine.fire`` → effects,
-which the actor carries out: the location store written, the expiry timer run on the scheduler's clock,
+Flow (DESIGN §1): the registrar, having checked a whole REGISTER (§10.3 steps 1-7) and committed its
+changes to the store in one transaction (step 7), tells each binding's actor ``Register`` or
+``Unregister``, and after a restart ``Restore`` → ``BindingMachine.fire`` → effects, which the actor
+carries out: the expiry timer run on the scheduler's clock, the binding removed from the store when that
+timer fires (the one store write an actor makes: the registrar commits everything a REGISTER changes),
 the owner told the binding as it now is and, once the machine says Terminated, that the actor ended.
 
 * **Two clocks.** The store keeps a binding's expiry as wall-clock POSIX seconds (it outlives the
@@ -13,10 +15,11 @@ the owner told the binding as it now is and, once the machine says Terminated, t
   ``wall_clock(scheduler, epoch)`` so both clocks move together; real mode passes ``time.time``. The timer
   may fire a little after the wall-clock expiry (the clocks drift apart): the store already hides an
   expired binding from ``bindings(aor, now)``, so routing never sees it late, and the timer removes it.
-* **Replies.** Every message returns an ``Outcome`` (``ask(block=False)`` and a done-callback: DESIGN §3),
-  after the store has been written, so the registrar answers 200 only for what is stored (§10.3 step 8).
-* **Failures.** A store that raises fails the update: the actor ends (its owner is told) and the error
-  goes to the asker, who answers 500 (§10.3 step 7: "the request MUST fail with a 500 (Server Error)").
+* **Replies.** Every message returns an ``Outcome`` (``ask(block=False)`` and a done-callback: DESIGN §3);
+  the registrar, which has committed already, only ``tell``s.
+* **Failures.** A store that raises while removing an expired binding ends the actor (its owner is told);
+  the expired binding stays in the store, where nobody sees it (``bindings(aor, now)`` hides it) until
+  the purge at the next start.
 * **Trace.** Every transition is a record (time, actor id, machine, AOR and contact, state before and
   after, event, decision, the RFC section of its row, effects) given to ``trace``, if any.
 """
@@ -37,7 +40,6 @@ from sipactors.fsm import (
     Removal,
     RemoveBinding,
     StartTimer,
-    StoreBinding,
     Terminated,
     ToRegistrar,
     binding_machine,
@@ -118,6 +120,7 @@ class BindingActor(TimedActor):
         # The owner may number its actors itself, so that a seeded simulation names them the same every run.
         self.actor_id = actor_id or f"binding-{next(_SERIAL)}"
         self._refused: str | None = None
+        self._ended = False  # the owner has been told binding_ended
 
     @property
     def aor(self) -> str:
@@ -177,11 +180,8 @@ class BindingActor(TimedActor):
                         "aor": self.b.aor, "contact": self.b.contact, **record})
 
     # -- effects --------------------------------------------------------------------------------
-    def _store(self, effect: StoreBinding) -> None:
-        self.store.put(effect.binding)
-
     def _remove(self, effect: RemoveBinding) -> None:
-        self.store.remove(effect.aor, effect.contact)
+        self.store.remove_expired(effect.aor, effect.contact, effect.expires)
 
     def _to_registrar(self, effect: ToRegistrar) -> None:
         self.owner.binding_changed(self, effect.binding)
@@ -194,18 +194,23 @@ class BindingActor(TimedActor):
 
     def _end(self) -> None:
         self._cancel_timers()
-        self.owner.binding_ended(self)
+        if not self._ended:
+            self._ended = True
+            self.owner.binding_ended(self)
         self.stop()
 
     def on_failure(self, *exc_info: Any) -> None:
-        """A failure outside ``step`` (DESIGN §3: log, stop, the role runs on): the owner forgets the actor."""
+        """A failure nobody asked about (DESIGN §3: log, stop, the role runs on): the owner forgets the
+        actor, once (``step`` may have ended it already)."""
         self._cancel_timers()
-        self.owner.binding_ended(self)
+        if not self._ended:
+            self._ended = True
+            self.owner.binding_ended(self)
 
 
 #: What the actor does with each kind of effect (dispatch by type, as the transaction actors do).
 _EFFECTS: dict[type, Callable[[BindingActor, Any], None]] = {
-    StoreBinding: BindingActor._store, RemoveBinding: BindingActor._remove, ToRegistrar: BindingActor._to_registrar,
+    RemoveBinding: BindingActor._remove, ToRegistrar: BindingActor._to_registrar,
     Refused: BindingActor._refuse, StartTimer: BindingActor._start_timer, CancelTimer: BindingActor._cancel_timer,
     Terminated: BindingActor._terminated,
 }

@@ -30,6 +30,17 @@ class MemoryLocationStore:
     def bindings(self, aor: str, now: float) -> list[Binding]:
         return sorted((b for b in self._by_aor.get(aor, ()) if b.expires > now), key=Binding.order_key)
 
+    def apply_batch(self, batch: Sequence[tuple[str, Sequence[Change]]]) -> list[Exception | None]:
+        results: list[Exception | None] = []
+        for aor, changes in batch:
+            try:
+                self.apply(aor, changes)
+            except Exception as error:  # as SQLite's savepoints: this REGISTER alone is undone
+                results.append(error)
+            else:
+                results.append(None)
+        return results
+
     def apply(self, aor: str, changes: Sequence[Change]) -> None:
         # Work on a copy and swap it in at the end: a change that raises leaves the AOR as it was.
         current = list(self._by_aor.get(aor, ()))
@@ -57,6 +68,15 @@ class MemoryLocationStore:
 
     def remove_all(self, aor: str) -> int:
         return len(self._by_aor.pop(aor, ()))
+
+    def remove_expired(self, aor: str, contact: str, expires: float) -> int:
+        current = self._by_aor.get(aor, [])
+        kept = [b for b in current if b.expires > expires or not same_contact(b.contact, contact)]
+        if kept:
+            self._by_aor[aor] = kept
+        else:
+            self._by_aor.pop(aor, None)
+        return len(current) - len(kept)
 
     def purge(self, now: float) -> int:
         purged = 0

@@ -114,6 +114,11 @@ class LocationStore(Protocol):
         """Carry out ``changes`` in order, as one transaction: all of them or, if any raises, none."""
         ...
 
+    def apply_batch(self, batch: Sequence[tuple[str, Sequence[Change]]]) -> list[Exception | None]:
+        """``apply`` for each (AOR, changes) of ``batch``, all committed together (one fsync: group commit);
+        each item is all-or-nothing on its own: the result holds, in order, None or the error that undid it."""
+        ...
+
     def put(self, binding: Binding) -> None: ...
 
     def remove(self, aor: str, contact: str) -> int:
@@ -121,6 +126,12 @@ class LocationStore(Protocol):
         ...
 
     def remove_all(self, aor: str) -> int: ...
+
+    def remove_expired(self, aor: str, contact: str, expires: float) -> int:
+        """Remove the bindings whose contact equals ``contact`` and whose ``expires`` is not after ``expires``
+        (a binding whose interval ran out, RFC 3261 §10.2.2; a refresh committed since, with a later expiry,
+        stays); how many."""
+        ...
 
     def purge(self, now: float) -> int:
         """Delete every expired binding; how many."""
@@ -195,8 +206,9 @@ def _contact_uri(contact: str) -> SipURI | TelURI | AbsoluteURI:
 
 
 def same_contact(a: str, b: str) -> bool:
-    """Whether two contact URIs (as text) name one binding: RFC 3261 §10.3 step 6, by §19.1.4 equality."""
-    return _contact_uri(a).equivalent(_contact_uri(b))
+    """Whether two contact URIs (as text) name one binding: RFC 3261 §10.3 step 6, by §19.1.4 equality.
+    The same text is the same URI without parsing (a refresh usually repeats its Contact as it was)."""
+    return a == b or _contact_uri(a).equivalent(_contact_uri(b))
 
 
 def check_contact(contact: str) -> None:

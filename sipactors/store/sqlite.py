@@ -186,22 +186,43 @@ class SqliteLocationStore:
 
     def apply(self, aor: str, changes: Sequence[Change]) -> None:
         with self._db.transaction() as cursor:
-            for change in changes:
-                check_change(aor, change)
-                if isinstance(change, RemoveAll):
-                    cursor.execute("DELETE FROM bindings WHERE aor = ?", (aor,))
-                    continue
-                contact = change.binding.contact if isinstance(change, Put) else change.contact
-                # URI equality is not a key SQL can compare (§19.1.4 is not even transitive): an AOR has a
-                # handful of bindings, so they are compared here.
-                for row_id, other in cursor.execute("SELECT id, contact FROM bindings WHERE aor = ?", (aor,)).fetchall():
-                    if same_contact(other, contact):
-                        cursor.execute("DELETE FROM bindings WHERE id = ?", (row_id,))
-                if isinstance(change, Put):
-                    cursor.execute(
-                        f"INSERT INTO bindings ({_BINDING_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-                        _row(change.binding),
-                    )
+            self._apply(cursor, aor, changes)
+
+    def apply_batch(self, batch: Sequence[tuple[str, Sequence[Change]]]) -> list[Exception | None]:
+        """Group commit: every REGISTER of ``batch`` in one transaction, so one fsync for them all; each under
+        its own savepoint, so one whose changes fail is undone alone (its error in its place of the result)."""
+        results: list[Exception | None] = []
+        with self._db.transaction() as cursor:
+            for aor, changes in batch:
+                cursor.execute("SAVEPOINT register")
+                try:
+                    self._apply(cursor, aor, changes)
+                except Exception as error:  # this REGISTER fails (§10.3 step 7), the others of the batch go on
+                    cursor.execute("ROLLBACK TO register")
+                    results.append(error)
+                else:
+                    results.append(None)
+                cursor.execute("RELEASE register")
+        return results
+
+    @staticmethod
+    def _apply(cursor: sqlite3.Cursor, aor: str, changes: Sequence[Change]) -> None:
+        for change in changes:
+            check_change(aor, change)
+            if isinstance(change, RemoveAll):
+                cursor.execute("DELETE FROM bindings WHERE aor = ?", (aor,))
+                continue
+            contact = change.binding.contact if isinstance(change, Put) else change.contact
+            # URI equality is not a key SQL can compare (§19.1.4 is not even transitive): an AOR has a
+            # handful of bindings, so they are compared here (the same text needs no parsing).
+            for row_id, other in cursor.execute("SELECT id, contact FROM bindings WHERE aor = ?", (aor,)).fetchall():
+                if other == contact or same_contact(other, contact):
+                    cursor.execute("DELETE FROM bindings WHERE id = ?", (row_id,))
+            if isinstance(change, Put):
+                cursor.execute(
+                    f"INSERT INTO bindings ({_BINDING_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                    _row(change.binding),
+                )
 
     def put(self, binding: Binding) -> None:
         self.apply(binding.aor, [Put(binding)])
@@ -215,6 +236,15 @@ class SqliteLocationStore:
     def remove_all(self, aor: str) -> int:
         with self._db.transaction() as cursor:
             return cursor.execute("DELETE FROM bindings WHERE aor = ?", (aor,)).rowcount
+
+    def remove_expired(self, aor: str, contact: str, expires: float) -> int:
+        with self._db.transaction() as cursor:
+            removed = 0
+            rows = cursor.execute("SELECT id, contact FROM bindings WHERE aor = ? AND expires <= ?", (aor, expires))
+            for row_id, other in rows.fetchall():
+                if other == contact or same_contact(other, contact):
+                    removed += cursor.execute("DELETE FROM bindings WHERE id = ?", (row_id,)).rowcount
+            return removed
 
     def purge(self, now: float) -> int:
         with self._db.transaction() as cursor:
@@ -282,6 +312,7 @@ class SqliteStore:
         if synchronous not in ("full", "normal"):
             raise ValueError(f"synchronous must be full or normal, not {synchronous!r}")
         self.path = str(path)
+        self._synchronous = synchronous
         self._db = _Database(self.path, synchronous)
         self._locations = SqliteLocationStore(self._db)
         self._users = SqliteUserStore(self._db)
@@ -289,6 +320,14 @@ class SqliteStore:
     @property
     def locations(self) -> SqliteLocationStore:
         return self._locations
+
+    def writer(self) -> SqliteStore | None:
+        """A second connection to the same file, for a writer thread (``GroupCommitter``): in WAL mode the
+        scheduler's connection then reads (users, credentials) while the writer commits and fsyncs. None
+        for ``:memory:``, whose second connection would be another, empty, database."""
+        if self.path == ":memory:":
+            return None
+        return SqliteStore(self.path, self._synchronous)
 
     @property
     def users(self) -> SqliteUserStore:

@@ -322,40 +322,45 @@ def test_an_ended_transaction_is_freed_without_the_cyclic_collector() -> None:
 
 
 def test_a_failing_store_costs_a_register_a_500_and_the_core_goes_on_rfc3261_10_3() -> None:
-    """The registrar reads and writes its store from inside a transaction's slice: a store that raises
-    (a corrupt file, a full disk) fails that REGISTER with 500, and the next requests are answered."""
+    """The registrar commits a REGISTER's changes before it answers: a store that fails the commit (a
+    corrupt file, a full disk) costs that REGISTER a 500 (§10.3 step 7), and the next requests are answered."""
     import os
     import time
+    from collections.abc import Sequence
 
     from sipactors.roles.core import Core
     from sipactors.roles.digest import Authenticator
     from sipactors.roles.registrar import Registrar, RegistrarPolicy
-    from sipactors.store import MemoryStore
+    from sipactors.store import Change, MemoryLocationStore, MemoryStore
 
-    class BrokenLocations:
-        def bindings(self, aor: str, now: float) -> list[object]:
-            raise OSError("disk I/O error")
+    class FailingOnce(MemoryLocationStore):
+        failures = 1
+
+        def apply(self, aor: str, changes: Sequence[Change]) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise OSError("disk I/O error")
+            super().apply(aor, changes)
 
     store = MemoryStore()
-    registrar = Registrar(store, RegistrarPolicy(frozenset({"example.com"})), Authenticator(b"k" * 32),
-                          time.time, os.urandom)
+    store._locations = FailingOnce()  # type: ignore[attr-defined]
     scheduler = ManualScheduler()
     set_default_scheduler(scheduler)
     try:
+        registrar = Registrar(store, RegistrarPolicy(frozenset({"example.com"})), Authenticator(b"k" * 32),
+                              time.time, os.urandom)
         wire = Wire()
         layer = TransactionLayer(wire, Core(registrar=registrar), scheduler)
         register = _request("REGISTER", branch="z9hG4bKr1").replace(
             b"Content-Length", b"Contact: <sip:a@192.0.2.10>\r\nContent-Length"
         )
-        healthy = store.locations
-        store._locations = BrokenLocations()  # type: ignore[attr-defined,assignment]
         layer.receive(register, PEER)
         scheduler.run_until_idle()
-        assert wire.statuses() == [500] and scheduler.failures == 1
-        store._locations = healthy  # type: ignore[attr-defined]
+        assert wire.statuses() == [500] and store.locations.bindings("sip:a@example.com", 0) == []
+        assert registrar.actors == {}  # nothing committed, no binding actor
         layer.receive(_request("OPTIONS", branch="z9hG4bKo1"), PEER)
         layer.receive(register.replace(b"z9hG4bKr1", b"z9hG4bKr2").replace(b"CSeq: 1", b"CSeq: 2"), PEER)
         scheduler.run_until_idle()
-        assert wire.statuses() == [500, 200, 200]
+        assert wire.statuses() == [500, 200, 200] and scheduler.failures == 0
     finally:
         set_default_scheduler(None)

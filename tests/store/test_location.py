@@ -111,3 +111,33 @@ def test_a_binding_refuses_what_rfc3261_forbids() -> None:
         binding("sip:a@192.0.2.1", q=1.5)
     with pytest.raises(ValueError):
         Binding(aor="", contact="sip:a@192.0.2.1", expires=1.0, call_id="c", cseq=1)
+
+
+def test_remove_expired_spares_a_later_binding_of_the_same_contact_rfc3261_10_2_2(store: Store) -> None:
+    """A binding's actor removes its binding when the interval runs out; a refresh committed since (a later
+    expiry) stays, and so do other contacts."""
+    store.locations.put(binding("sip:bob@192.0.2.4", expires=100.0))
+    store.locations.put(binding("sip:bob@192.0.2.5", expires=100.0))
+    assert store.locations.remove_expired(AOR, "sip:bob@192.0.2.4", 99.0) == 0  # not yet: its expiry is 100
+    assert store.locations.remove_expired(AOR, "sip:bob@192.0.2.4;ob", 100.0) == 1  # equal by §19.1.4
+    assert [b.contact for b in store.locations.bindings(AOR, 0.0)] == ["sip:bob@192.0.2.5"]
+    store.locations.put(binding("sip:bob@192.0.2.5", expires=3700.0, cseq=1827))  # refreshed
+    assert store.locations.remove_expired(AOR, "sip:bob@192.0.2.5", 100.0) == 0
+    assert [b.cseq for b in store.locations.bindings(AOR, 0.0)] == [1827]
+
+
+def test_a_batch_commits_each_register_whole_and_alone(store: Store) -> None:
+    """Group commit (``apply_batch``): the REGISTERs of one batch share a transaction, but one whose changes
+    fail is undone alone (RFC 3261 §10.3 step 7), its error in its place; the others are committed."""
+    other = "sip:alice@atlanta.com"
+    store.locations.put(binding("sip:bob@192.0.2.9"))
+    bad = Put(replace(binding("sip:bob@192.0.2.6"), aor=other))  # a binding of another AOR: refused
+    results = store.locations.apply_batch([
+        (AOR, [Put(binding("sip:bob@192.0.2.4"))]),
+        (AOR, [RemoveAll(), Put(binding("sip:bob@192.0.2.5")), bad]),  # fails after undoing half its work
+        (other, [Put(replace(binding("sip:alice@192.0.2.1"), aor=other)), Remove("sip:alice@192.0.2.7")]),
+    ])
+    assert results[0] is None and isinstance(results[1], ValueError) and results[2] is None
+    assert [b.contact for b in store.locations.bindings(AOR, 0.0)] == ["sip:bob@192.0.2.4", "sip:bob@192.0.2.9"]
+    assert [b.contact for b in store.locations.bindings(other, 0.0)] == ["sip:alice@192.0.2.1"]
+    assert store.locations.apply_batch([]) == []
