@@ -52,7 +52,11 @@ class _TableTransition(Transition):
             if not condition.check(event_data):
                 return False
         if self.dest:  # None would be an internal transition; every table row names its target
-            event_data.machine.set_state(self.dest, event_data.model)
+            # Machine.set_state(dest, model) for the one model and the state named by a string that the
+            # tables make: the model's attribute set to the state's value, without set_state's isinstance
+            # tests and its list of one model
+            machine = event_data.machine
+            setattr(event_data.model, machine.model_attribute, machine.states[self.dest].value)
         for callback in self.after:
             callback(event_data)
         return True

@@ -19,6 +19,7 @@ keep running.
 from __future__ import annotations
 
 import itertools
+import logging
 import sys
 import threading
 import uuid
@@ -26,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from pykka import Actor, ActorRef, Timeout
+from pykka import Actor, ActorDeadError, ActorRef, Timeout
 from pykka._envelope import Envelope
 from pykka._threading import ThreadingFuture
 
@@ -35,6 +36,7 @@ from sipactors.runtime.scheduler import ManualScheduler, Scheduler
 __all__ = ["ScheduledActor", "ScheduledFuture", "ScheduledInbox", "default_scheduler", "set_default_scheduler"]
 
 _default: Scheduler | None = None
+_pykka_log = logging.getLogger("pykka")  # pykka's own logger, for the records it writes
 
 
 def set_default_scheduler(scheduler: Scheduler | None) -> None:
@@ -187,8 +189,8 @@ _URN_PREFIX = uuid.uuid4().urn[:-12]
 _URN_COUNT = itertools.count()
 
 
-def _new_urn() -> str:
-    return f"{_URN_PREFIX}{next(_URN_COUNT) & 0xFFFFFFFFFFFF:012x}"
+def _urn(number: int) -> str:
+    return f"{_URN_PREFIX}{number & 0xFFFFFFFFFFFF:012x}"
 
 
 class ScheduledActor(Actor):
@@ -197,14 +199,50 @@ class ScheduledActor(Actor):
     scheduler: ClassVar[Scheduler | None] = None  # None: the default scheduler
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # pykka's Actor.__init__, with the inbox as ``actor_stopped`` (see ScheduledInbox).
+        # pykka's Actor.__init__, with the inbox as ``actor_stopped`` (see ScheduledInbox), and the URN and the
+        # ``ActorRef`` made on first use (see ``actor_urn`` and ``actor_ref``).
         self._scheduler = type(self).scheduler or default_scheduler()
-        self.actor_urn = _new_urn()
+        self._number = next(_URN_COUNT)
         self.actor_inbox = inbox = self._create_actor_inbox()
         self.actor_stopped = inbox  # type: ignore[assignment]
-        self._actor_ref = ActorRef(self)
         self._started = False
-        self.actor_inbox.actor = self  # type: ignore[attr-defined]
+        inbox.actor = self
+
+    @property  # type: ignore[override]
+    def actor_urn(self) -> str:  # type: ignore[override]
+        """pykka's actor URN, formatted on first use from the actor's number: most transaction actors are
+        never named by it (the trace names them by ``actor_id``)."""
+        urn: str | None = self.__dict__.get("_urn")
+        if urn is None:
+            urn = self.__dict__["_urn"] = _urn(self._number)
+        return urn
+
+    @property
+    def actor_ref(self) -> ActorRef[Any]:  # type: ignore[override]
+        """pykka's ``ActorRef``, made on first use: the runtime that owns an actor tells it through
+        ``tell`` and its timers hold its inbox, so a transaction nobody else addresses never needs one
+        (an object, its dict and a weak reference per transaction)."""
+        ref: ActorRef[Any] | None = self.__dict__.get("_actor_ref")
+        if ref is None:
+            ref = self.__dict__["_actor_ref"] = ActorRef(self)
+        return ref
+
+    def tell(self, message: Any) -> None:
+        """``actor_ref.tell(message)``, for the runtime that owns the actor (without making the ref)."""
+        inbox: ScheduledInbox = self.actor_inbox  # type: ignore[assignment]
+        if inbox._stopped:
+            raise ActorDeadError(f"{self} not found")
+        inbox.put(Envelope(message))
+
+    def _stop(self) -> None:
+        # pykka's, without ActorRegistry.unregister: these actors are never registered (see ``start``).
+        self.actor_stopped.set()
+        if _pykka_log.isEnabledFor(logging.DEBUG):
+            _pykka_log.debug(f"Stopped {self}")
+        try:
+            self.on_stop()
+        except Exception:
+            self._handle_failure(*sys.exc_info())
 
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> ActorRef[Any]:  # type: ignore[override]
@@ -235,14 +273,15 @@ class ScheduledActor(Actor):
         if not self._started:
             self._started = True
             self._actor_loop_setup()
+        handle = self._handle_envelope
         for _ in range(self._scheduler.slice_size):
-            if self.actor_stopped.is_set():
+            if inbox._stopped:  # actor_stopped.is_set()
                 break
             envelope = inbox.pop()
             if envelope is None:
                 break
-            self._handle_envelope(envelope)
-        if self.actor_stopped.is_set():
+            handle(envelope)
+        if inbox._stopped:
             self._actor_loop_teardown()
             # The inbox points back at its actor (to schedule it); break that cycle so a stopped actor is
             # freed when its owner forgets it, not at some later collection of the oldest generation.

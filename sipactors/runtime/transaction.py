@@ -115,6 +115,14 @@ class TransactionActor(TimedActor):
         return f"{self.machine.name}-{self.serial}"
 
     # -- events ---------------------------------------------------------------------------------
+    def _handle_receive(self, message: Any) -> Any:
+        # The layer's own mail goes straight to its handler; pykka's (stop, proxy calls) and anything
+        # else go through pykka's dispatch, which ends in on_receive.
+        handle = _EVENTS.get(type(message))
+        if handle is not None:
+            return handle(self, message)
+        return super()._handle_receive(message)
+
     def on_receive(self, event: Any) -> None:
         handle = _EVENTS.get(type(event))
         if handle is not None:
@@ -162,7 +170,7 @@ class TransactionActor(TimedActor):
                  "decision": decision["kind"], "rfc": rfc, "effects": [type(effect).__name__ for effect in effects]}
             )
         for effect in effects:
-            self.apply(effect)
+            _EFFECTS[type(effect)](self, effect)
 
     @property
     def final_sent(self) -> bool:
@@ -282,7 +290,7 @@ class TransactionLayer:
         """Give a received message to the transaction actor that handles it (its "in" record names it)."""
         if self._arrival is not None:
             self._arrived(actor)
-        actor.actor_ref.tell(Received(message, source))
+        actor.tell(Received(message, source))
 
     # -- network side ---------------------------------------------------------------------------
     def receive(self, data: bytes, source: Address, transport: Transport | None = None) -> None:
@@ -325,17 +333,17 @@ class TransactionLayer:
         self.emit({"type": "out", "destination": list(source), "status": 400, "reason": error.reason_phrase})
 
     def _request(self, request: Request, source: Address, transport: Transport) -> None:
-        vias = request.via
-        if not vias:  # RFC 3261 §18.2.2: a response goes where the top Via says; without one, nowhere
+        top = request.top_via
+        if top is None:  # RFC 3261 §18.2.2: a response goes where the top Via says; without one, nowhere
             log.warning("dropped a %s from %s without a Via header field: no response can be routed", request.method, source)
             return
         if request.refusal is not None and request.method != "ACK":
             refusal = request.refusal
-            top = _stamp_via(request, vias, source)
+            top = _stamp_via(request, top, source)
             peer = source if transport.reliable else response_destination(top, source)
             self.send(response_for(request, refusal.status, refusal.reason), peer, transport)
             return
-        key = server_key(request, vias[0])
+        key = server_key(request, top)
         actor = self.server.get(key)
         if actor is not None:
             self._hand(actor, request, source)
@@ -344,7 +352,7 @@ class TransactionLayer:
             self.tu.ack(self, request, source)  # the ACK for a 2xx: no transaction (§17.2.3)
             return
         kind = "invite_server" if request.method == "INVITE" else "non_invite_server"
-        top = _stamp_via(request, vias, source)
+        top = _stamp_via(request, top, source)
         peer = source if transport.reliable else response_destination(top, source)
         actor = self._spawn(self.server, kind, key, peer, transport)
         self._hand(actor, request, source)
@@ -363,14 +371,14 @@ class TransactionLayer:
         """The TU's response for the server transaction ``key``."""
         actor = self.server.get(key)
         if actor is not None:
-            actor.actor_ref.tell(FromTU(response))
+            actor.tell(FromTU(response))
 
     def send_request(self, request: Request, destination: Address) -> Any:
         """Start a client transaction for ``request`` (its top Via carries the branch); its key."""
         key = client_key(request)
         kind = "invite_client" if request.method == "INVITE" else "non_invite_client"
         actor = self._spawn(self.client, kind, key, destination, self.transport)
-        actor.actor_ref.tell(FromTU(request))
+        actor.tell(FromTU(request))
         return key
 
     def new_tag(self) -> str:
@@ -409,11 +417,10 @@ class TransactionLayer:
             self.emit(record)
 
 
-def _stamp_via(request: Request, vias: list[Via], source: Address) -> Via:
+def _stamp_via(request: Request, top: Via, source: Address) -> Via:
     """RFC 3261 §18.2.1 and RFC 3581 §4: the top Via gets ``received`` when its sent-by is not the address
-    the request came from, and ``rport`` the source port when the client asked for it. ``vias`` is
-    ``request.via``; the top Via as stamped is returned."""
-    top = vias[0]
+    the request came from, and ``rport`` the source port when the client asked for it. ``top`` is
+    ``request.top_via``; the top Via as stamped is returned."""
     params = top.params
     if top.host.strip("[]").lower() != source[0].lower():
         params = params.replace("received", source[0])
