@@ -170,10 +170,16 @@ class TableMachine:
         than one per action: each costs transitions a resolve and a call)."""
         steps = [(getattr(self, "_do_" + name), timer) for name, _, timer in (a.partition(":") for a in actions)]
 
-        def callback(event: EventData) -> None:
-            obj, kwargs = event.model, event.kwargs
-            for run, timer in steps:
-                run(obj, kwargs, timer)
+        if len(steps) == 1:  # most rows: one action, called without a loop
+            (only, only_timer), = steps
+
+            def callback(event: EventData) -> None:
+                only(event.model, event.kwargs, only_timer)
+        else:
+            def callback(event: EventData) -> None:
+                obj, kwargs = event.model, event.kwargs
+                for run, timer in steps:
+                    run(obj, kwargs, timer)
 
         callback.__name__ = "+".join(actions) or "no_action"
         return callback

@@ -101,6 +101,9 @@ class ScheduledFuture(ThreadingFuture[Any]):
 #: One lock for every inbox: it guards a few attribute stores, and under the GIL a lock per inbox buys no
 #: parallelism while costing each of tens of thousands of idle actors its 40-octet lock object.
 _INBOX_LOCK = threading.Lock()
+# Taken and given back by hand, in try/finally: half what a ``with`` block costs (measured 0.28 against
+# 0.55 µs here), and an inbox is locked some seven times per transaction.
+_lock, _unlock = _INBOX_LOCK.acquire, _INBOX_LOCK.release
 
 
 class ScheduledInbox:
@@ -124,29 +127,38 @@ class ScheduledInbox:
         self.actor: ScheduledActor | None = None
 
     def put(self, envelope: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
-        with _INBOX_LOCK:
+        _lock()
+        try:
             if self._first is None:
                 self._first = envelope
             else:
                 if self._rest is None:
                     self._rest = deque()
                 self._rest.append(envelope)
-            if self._scheduled or self.actor is None:
+            actor = self.actor
+            if self._scheduled or actor is None:
                 return
             self._scheduled = True
-        self.actor._scheduler.schedule(self.actor)
+        finally:
+            _unlock()
+        actor._scheduler.schedule(actor)
 
     def kick(self) -> None:
         """Put the actor on the ready queue (its first slice runs ``on_start``)."""
-        with _INBOX_LOCK:
+        _lock()
+        try:
             if self._scheduled:
                 return
             self._scheduled = True
-        assert self.actor is not None
-        self.actor._scheduler.schedule(self.actor)
+            actor = self.actor
+        finally:
+            _unlock()
+        assert actor is not None
+        actor._scheduler.schedule(actor)
 
     def pop(self) -> Envelope[Any] | None:
-        with _INBOX_LOCK:
+        _lock()
+        try:
             envelope = self._first
             rest = self._rest
             if rest:
@@ -155,6 +167,8 @@ class ScheduledInbox:
                 self._first = None
                 self._rest = None
             return envelope
+        finally:
+            _unlock()
 
     def get(self, block: bool = True, timeout: float | None = None) -> Envelope[Any]:
         envelope = self.pop()
@@ -167,12 +181,16 @@ class ScheduledInbox:
 
     def release(self) -> None:
         """The slice is over: back on the ready queue if mail arrived meanwhile, else idle."""
-        with _INBOX_LOCK:
+        _lock()
+        try:
             if self._first is None:
                 self._scheduled = False
                 return
-        assert self.actor is not None
-        self.actor._scheduler.schedule(self.actor)
+            actor = self.actor
+        finally:
+            _unlock()
+        assert actor is not None
+        actor._scheduler.schedule(actor)
 
     # pykka's ``actor_stopped`` (an attribute store is atomic)
     def set(self) -> None:

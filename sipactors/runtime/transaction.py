@@ -161,7 +161,7 @@ class TransactionActor(TimedActor):
             self.layer.emit({"type": "refused", "actor": self.actor_id, "transaction": repr(self.key),
                              "machine": self.machine.name, "event": event, "state": before, "why": str(error)})
             return
-        if self.layer.tracing:  # the record is built only for someone who reads it
+        if self.layer._subscribers:  # tracing: the record is built only for someone who reads it
             decision = self.machine.decision(before, event)
             rfc = decision["rows"][0]["rfc"] if decision["kind"] == "rows" else decision["rfc"]
             self.layer.emit(
@@ -189,13 +189,14 @@ class TransactionActor(TimedActor):
             message = response_for(self.tx.request, 100)
         else:
             message = effect.message
-        data = message if type(message) is bytes else bytes(message)
+        data = message if type(message) is bytes else message.to_bytes()
         if effect.what == "response" and self.machine.server:
             # A server transaction resends its last response as sent: keep the octets, not the
             # message, and once a final response is out the request is no longer needed.
-            self.tx.last_response = data
-            if self.final_sent:
-                self.tx.request = None
+            tx = self.tx
+            tx.last_response = data
+            if tx.state not in _AWAITING_FINAL:  # final_sent
+                tx.request = None
         self.layer.send(data, self.peer, self.transport, self)
 
     def _to_tu(self, effect: ToTU) -> None:
@@ -408,7 +409,7 @@ class TransactionLayer:
         actor: TransactionActor | None = None,
     ) -> None:
         """Send ``message``; ``actor`` is the transaction actor sending it, named in the trace."""
-        data = message if isinstance(message, bytes) else bytes(message)
+        data = message if type(message) is bytes else bytes(message)
         (transport or self.transport).send(data, destination)
         if self._subscribers:
             record = {"type": "out", "destination": list(destination), "message": data[: data.find(b"\r\n")].decode("latin-1")}
