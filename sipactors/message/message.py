@@ -535,15 +535,19 @@ _MEMO_LINE = 512
 
 def _read_line(line: str) -> HeaderField:
     """The field of a header line that is not in the memo's young generation."""
-    known: HeaderField | None = _LINES.get(line)
+    known: HeaderField | None = _LINES.old.get(line)  # the caller looked in the young generation
     if known is not None:
+        _LINES.put(line, known)  # as Memo.get does: a line that repeats stays
         return known
     hole = _line_hole(line)
     if hole is not None:
         start, end = hole
-        template: _LineTemplate | None = _LINE_TEMPLATES.get((line[:start], line[end:]))
-        if template is not None and is_token(line[start:end]):
-            return template.fill(line, line[start:end])
+        shape = (line[:start], line[end:])
+        template: _LineTemplate | None = _LINE_TEMPLATES.young.get(shape) or _LINE_TEMPLATES.get(shape)
+        if template is not None:
+            token = line[start:end]
+            if is_token(token):
+                return template.fill(line, token)
     name, colon, value = line.partition(":")
     if not colon:
         raise ParseError("header line without a colon", line=line[:80], rule="message-header")

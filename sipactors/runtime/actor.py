@@ -292,10 +292,11 @@ class ScheduledActor(Actor):
             self._started = True
             self._actor_loop_setup()
         handle = self._handle_envelope
+        pop = inbox.pop
         for _ in range(self._scheduler.slice_size):
             if inbox._stopped:  # actor_stopped.is_set()
                 break
-            envelope = inbox.pop()
+            envelope = pop()
             if envelope is None:
                 break
             handle(envelope)

@@ -28,7 +28,7 @@ class TimedActor(ScheduledActor):
     """A scheduled actor that carries out its machine's timer effects."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__()
+        ScheduledActor.__init__(self)  # not super(): an actor per transaction, and super() costs an object
         self.timers: dict[str, TimerHandle] = {}
 
     def _start_timer(self, effect: StartTimer) -> None:

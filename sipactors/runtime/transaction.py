@@ -99,7 +99,7 @@ class TransactionActor(TimedActor):
     """One transaction: its state, its timers, and the machine of its kind."""
 
     def __init__(self, layer: TransactionLayer, kind: str, key: Any, peer: Address, transport: Transport) -> None:
-        super().__init__()
+        TimedActor.__init__(self)  # not super(): an actor per transaction, and super() costs an object
         self.layer = layer
         self.key = key
         self.peer = peer
