@@ -310,7 +310,7 @@ class Request(Message):
         version: str = "SIP/2.0",
         start_raw: bytes | None = None,
     ) -> None:
-        super().__init__(version, fields if fields is not None else [], body, start_raw)
+        Message.__init__(self, version, fields if fields is not None else [], body, start_raw)  # not super(): hot
         self.method = method
         self.uri = uri
 
@@ -337,7 +337,7 @@ class Response(Message):
         version: str = "SIP/2.0",
         start_raw: bytes | None = None,
     ) -> None:
-        super().__init__(version, fields if fields is not None else [], body, start_raw)
+        Message.__init__(self, version, fields if fields is not None else [], body, start_raw)  # not super(): hot
         self.status = status
         self.reason = reason
 
@@ -421,7 +421,7 @@ def split_head(data: bytes, stream: bool = False) -> Head:
         raise ParseError("empty message")
     start = 0
     # RFC 3261 §7.5: CRLFs before the start-line are ignored.
-    if data[:2] == b"\r\n":
+    if data.startswith(b"\r\n"):
         while data.startswith(b"\r\n", start):
             start += 2
     end = data.find(b"\r\n\r\n", start)

@@ -24,7 +24,7 @@ import sys
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from pykka import Actor, ActorDeadError, ActorRef, Timeout
@@ -215,6 +215,10 @@ class ScheduledActor(Actor):
     """A pykka actor that runs in slices on a shared ``Scheduler``."""
 
     scheduler: ClassVar[Scheduler | None] = None  # None: the default scheduler
+    #: Mail of these exact types goes straight to its handler, ``handler(actor, message)``, instead of
+    #: through pykka's ``_handle_receive`` (which tests for its own stop and proxy messages first, then
+    #: calls ``on_receive``): a runtime's actors receive a few message types of their own, many times.
+    handlers: ClassVar[Mapping[type, Callable[[Any, Any], Any]]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # pykka's Actor.__init__, with the inbox as ``actor_stopped`` (see ScheduledInbox), and the URN and the
@@ -311,7 +315,9 @@ class ScheduledActor(Actor):
     def _handle_envelope(self, envelope: Envelope[Any]) -> None:
         # pykka's _actor_loop_running, for one envelope.
         try:
-            response = self._handle_receive(envelope.message)
+            message = envelope.message
+            handler = self.handlers.get(type(message))
+            response = handler(self, message) if handler is not None else self._handle_receive(message)
             if envelope.reply_to is not None:
                 envelope.reply_to.set(response)
         except Exception:

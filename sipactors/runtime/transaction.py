@@ -115,14 +115,6 @@ class TransactionActor(TimedActor):
         return f"{self.machine.name}-{self.serial}"
 
     # -- events ---------------------------------------------------------------------------------
-    def _handle_receive(self, message: Any) -> Any:
-        # The layer's own mail goes straight to its handler; pykka's (stop, proxy calls) and anything
-        # else go through pykka's dispatch, which ends in on_receive.
-        handle = _EVENTS.get(type(message))
-        if handle is not None:
-            return handle(self, message)
-        return super()._handle_receive(message)
-
     def on_receive(self, event: Any) -> None:
         handle = _EVENTS.get(type(event))
         if handle is not None:
@@ -235,6 +227,7 @@ _AWAITING_FINAL = frozenset({"init", "trying", "proceeding"})
 _EVENTS: dict[type, Callable[[TransactionActor, Any], None]] = {
     Received: TransactionActor._received, TimerFired: TransactionActor._timer_fired, FromTU: TransactionActor._from_tu,
 }
+TransactionActor.handlers = _EVENTS  # the layer's own mail skips pykka's dispatch (see ScheduledActor.handlers)
 _EFFECTS: dict[type, Callable[[TransactionActor, Any], None]] = {
     Send: TransactionActor._send, StartTimer: TransactionActor._start_timer, CancelTimer: TransactionActor._cancel_timer,
     ToTU: TransactionActor._to_tu, Terminated: TransactionActor._terminated,
