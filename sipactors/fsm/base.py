@@ -52,7 +52,11 @@ class _TableTransition(Transition):
             if not condition.check(event_data):
                 return False
         if self.dest:  # None would be an internal transition; every table row names its target
-            event_data.machine.set_state(self.dest, event_data.model)
+            # Machine.set_state(dest, model) for the one model and the state named by a string that the
+            # tables make: the model's attribute set to the state's value, without set_state's isinstance
+            # tests and its list of one model
+            machine = event_data.machine
+            setattr(event_data.model, machine.model_attribute, machine.states[self.dest].value)
         for callback in self.after:
             callback(event_data)
         return True
@@ -166,10 +170,16 @@ class TableMachine:
         than one per action: each costs transitions a resolve and a call)."""
         steps = [(getattr(self, "_do_" + name), timer) for name, _, timer in (a.partition(":") for a in actions)]
 
-        def callback(event: EventData) -> None:
-            obj, kwargs = event.model, event.kwargs
-            for run, timer in steps:
-                run(obj, kwargs, timer)
+        if len(steps) == 1:  # most rows: one action, called without a loop
+            (only, only_timer), = steps
+
+            def callback(event: EventData) -> None:
+                only(event.model, event.kwargs, only_timer)
+        else:
+            def callback(event: EventData) -> None:
+                obj, kwargs = event.model, event.kwargs
+                for run, timer in steps:
+                    run(obj, kwargs, timer)
 
         callback.__name__ = "+".join(actions) or "no_action"
         return callback

@@ -85,6 +85,8 @@ class KindMachine(TableMachine):
         # A timer's initial value per kind of transport, evaluated once rather than per start.
         self._delays = {(timer, reliable): timers.value(timer, reliable) for timer in timers.timers
                         for reliable in (False, True)}
+        # ... and its StartTimer effect, built once too (effects are frozen: every transaction may share one)
+        self._starts = {key: StartTimer(key[0], delay) for key, delay in self._delays.items() if delay is not None}
         super().__init__(model, lean)
 
     def new(self, reliable: bool, request: Any = None) -> Transaction:
@@ -143,10 +145,10 @@ class KindMachine(TableMachine):
         kw["effects"].append(ToTU("transport_error"))
 
     def _do_start(self, tx: Transaction, kw: dict[str, Any], timer: str) -> None:
-        delay = self._delays[timer, tx.reliable]
-        if delay is not None:  # "none": the timer is not used on this transport
-            tx.intervals[timer] = delay
-            kw["effects"].append(StartTimer(timer, delay))
+        start = self._starts.get((timer, tx.reliable))
+        if start is not None:  # None: "none", the timer is not used on this transport
+            tx.intervals[timer] = start.delay
+            kw["effects"].append(start)
 
     @staticmethod
     def _restart(tx: Transaction, timer: str, delay: int, effects: list[Effect]) -> None:

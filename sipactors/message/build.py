@@ -35,16 +35,18 @@ def response_for(
     To tag added when ``to_tag`` is given and the To has none (never for 100 Trying), then ``headers``.
     Header lines the request carried are copied as received."""
     fields: list[HeaderField] = []
+    append = fields.append
     for field in request.fields:
-        if field.key in ("via", "from", "call-id", "cseq"):
-            fields.append(field)
-        elif field.key == "to":
+        key = field.key
+        if key in _COPIED:
+            append(field)
+        elif key == "to":
             to = request.to
             if to_tag is not None and status != 100 and to is not None and to.tag is None:
                 # the tag goes last, where with_params would put it: the text is the value's, parsed on access
-                fields.append(HeaderField(field.name, f"{field.value};tag={to_tag}", None, _UNSET, (field.key, field.spec)))
+                append(HeaderField(field.name, f"{field.value};tag={to_tag}", None, _UNSET, (key, field.spec)))
             else:
-                fields.append(field)
+                append(field)
     response = Response(status, reason or REASON_PHRASES.get(status, "Unknown"), fields, body)
     for name, value in headers or ():
         response.add_header(name, value)
@@ -56,6 +58,7 @@ def response_for(
 
 
 _NO_BODY = HeaderField("Content-Length", "0", None, 0)
+_COPIED = frozenset({"via", "from", "call-id", "cseq"})  # the To is copied too, with a tag added
 
 
 def ack_for(request: Request, response: Response) -> Request:

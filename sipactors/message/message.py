@@ -55,7 +55,7 @@ class HeaderField:
     every access gets a copy.
     """
 
-    __slots__ = ("name", "key", "spec", "value", "raw", "_parsed")
+    __slots__ = ("name", "key", "spec", "value", "raw", "_parsed", "_line")
 
     def __init__(
         self, name: str, value: str, raw: str | None = None, parsed: Any = _UNSET,
@@ -66,6 +66,7 @@ class HeaderField:
         self.value = value
         self.raw = raw
         self._parsed = parsed
+        self._line = raw  # the line as it goes out (see ``line``)
 
     @property
     def parsed(self) -> Any:
@@ -83,10 +84,16 @@ class HeaderField:
             parsed = self._parsed = parsed.build()
         return parsed.copy() if type(parsed) is list else parsed
 
+    def line(self) -> str:
+        """The header line as it goes out: as received while nobody changed it, else rendered (once: a
+        field never changes, and a built one, such as a response's Content-Length, is often shared)."""
+        line = self._line
+        if line is None:
+            line = self._line = f"{canonical_name(self.name)}: {self.value}"
+        return line
+
     def render(self) -> bytes:
-        if self.raw is not None:
-            return self.raw.encode("latin-1")
-        return f"{canonical_name(self.name)}: {self.value}".encode("latin-1")
+        return self.line().encode("latin-1")
 
     def __repr__(self) -> str:
         return f"HeaderField({self.name!r}, {self.value!r})"
@@ -193,6 +200,18 @@ class Message:
         return self._value("via", True)
 
     @property
+    def top_via(self) -> Via | None:
+        """``via[0]`` (the Via a response is routed by, RFC 3261 §18.2.2, and a transaction is matched
+        by, §17.2.3), or None, without the list of every via-parm that ``via`` copies together."""
+        for field in self._fields_by_key().get("via", ()):
+            parsed = field._parsed
+            if parsed is _UNSET or type(parsed) is not list:  # not parsed yet, or Deferred (rulings R22)
+                parsed = field.parsed
+            if parsed:
+                return parsed[0]  # type: ignore[no-any-return]
+        return None
+
+    @property
     def from_(self) -> NameAddr | None:
         return self._value("from", False)
 
@@ -238,15 +257,22 @@ class Message:
 
     def to_bytes(self, *, canonical: bool = False) -> bytes:
         """The message as octets. ``canonical`` renders every header from its parsed value."""
-        lines = [self.start_raw if self.start_raw is not None and not canonical else self.start_line().encode("latin-1")]
+        if not canonical:
+            # Every line as text, encoded once: a field's line is its raw text, or its rendering.
+            start = self.start_raw if self.start_raw is not None else self._start_octets()
+            if not self.fields:
+                return start + b"\r\n\r\n" + self.body
+            head = "\r\n".join([field._line if field._line is not None else field.line() for field in self.fields])
+            return b"%s\r\n%s\r\n\r\n%s" % (start, head.encode("latin-1"), self.body)
+        lines = [self.start_line().encode("latin-1")]
         for field in self.fields:
-            if canonical:
-                parsed = field.parsed
-                text = field.value if isinstance(parsed, str) and spec_for(field.name) is None else _render_value(parsed)
-                lines.append(f"{canonical_name(field.name)}: {text}".encode("latin-1"))
-            else:
-                lines.append(field.render())
+            parsed = field.parsed
+            text = field.value if isinstance(parsed, str) and spec_for(field.name) is None else _render_value(parsed)
+            lines.append(f"{canonical_name(field.name)}: {text}".encode("latin-1"))
         return b"\r\n".join(lines) + b"\r\n\r\n" + self.body
+
+    def _start_octets(self) -> bytes:
+        return self.start_line().encode("latin-1")
 
     def __bytes__(self) -> bytes:
         return self.to_bytes()
@@ -284,7 +310,7 @@ class Request(Message):
         version: str = "SIP/2.0",
         start_raw: bytes | None = None,
     ) -> None:
-        super().__init__(version, fields if fields is not None else [], body, start_raw)
+        Message.__init__(self, version, fields if fields is not None else [], body, start_raw)  # not super(): hot
         self.method = method
         self.uri = uri
 
@@ -311,18 +337,32 @@ class Response(Message):
         version: str = "SIP/2.0",
         start_raw: bytes | None = None,
     ) -> None:
-        super().__init__(version, fields if fields is not None else [], body, start_raw)
+        Message.__init__(self, version, fields if fields is not None else [], body, start_raw)  # not super(): hot
         self.status = status
         self.reason = reason
 
     def start_line(self) -> str:
         return f"{self.version} {self.status} {self.reason}"
 
+    def _start_octets(self) -> bytes:
+        # A server sends a few status lines over and over: each is encoded once (bounded: the TU may
+        # word reasons of its own)
+        key = (self.version, self.status, self.reason)
+        octets = _STATUS_LINES.get(key)
+        if octets is None:
+            octets = self.start_line().encode("latin-1")
+            if len(_STATUS_LINES) < 1024:
+                _STATUS_LINES[key] = octets
+        return octets
+
     def _start_tuple(self) -> tuple[Any, ...]:
         return (self.version.upper(), self.status, self.reason)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason}>"
+
+
+_STATUS_LINES: dict[tuple[str, int, str], bytes] = {}
 
 
 def _render_value(value: Any) -> str:
@@ -381,7 +421,7 @@ def split_head(data: bytes, stream: bool = False) -> Head:
         raise ParseError("empty message")
     start = 0
     # RFC 3261 §7.5: CRLFs before the start-line are ignored.
-    if data[:2] == b"\r\n":
+    if data.startswith(b"\r\n"):
         while data.startswith(b"\r\n", start):
             start += 2
     end = data.find(b"\r\n\r\n", start)
@@ -495,15 +535,19 @@ _MEMO_LINE = 512
 
 def _read_line(line: str) -> HeaderField:
     """The field of a header line that is not in the memo's young generation."""
-    known: HeaderField | None = _LINES.get(line)
+    known: HeaderField | None = _LINES.old.get(line)  # the caller looked in the young generation
     if known is not None:
+        _LINES.put(line, known)  # as Memo.get does: a line that repeats stays
         return known
     hole = _line_hole(line)
     if hole is not None:
         start, end = hole
-        template: _LineTemplate | None = _LINE_TEMPLATES.get((line[:start], line[end:]))
-        if template is not None and is_token(line[start:end]):
-            return template.fill(line, line[start:end])
+        shape = (line[:start], line[end:])
+        template: _LineTemplate | None = _LINE_TEMPLATES.young.get(shape) or _LINE_TEMPLATES.get(shape)
+        if template is not None:
+            token = line[start:end]
+            if is_token(token):
+                return template.fill(line, token)
     name, colon, value = line.partition(":")
     if not colon:
         raise ParseError("header line without a colon", line=line[:80], rule="message-header")

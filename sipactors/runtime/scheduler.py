@@ -65,7 +65,7 @@ class Scheduler:
         raise NotImplementedError
 
     def call_later(self, delay_ms: float, callback: Callable[[], None]) -> TimerHandle:
-        handle = TimerHandle(self.now() + max(0.0, delay_ms), callback)
+        handle = TimerHandle(self.now() + (delay_ms if delay_ms > 0 else 0.0), callback)
         heapq.heappush(self._timers, (handle.when, next(self._sequence), handle))
         self._wake()
         return handle
@@ -123,7 +123,10 @@ class ManualScheduler(Scheduler):
         actor = self._ready.popleft()
         self._running = True
         try:
-            self._contained(actor.run_slice)
+            actor.run_slice()
+        except Exception:  # _contained, inline: a slice per message is the hot path
+            self.failures += 1
+            log.exception("contained a failure on the scheduler")
         finally:
             self._running = False
         return True
@@ -131,8 +134,10 @@ class ManualScheduler(Scheduler):
     def run_until_idle(self, max_steps: int = 1_000_000) -> int:
         """Run ready actors (and timers due now) until nothing is left to do; the number of slices run."""
         steps = 0
+        timers = self._timers
         while steps < max_steps:
-            self._run_due_timers(self._now)
+            if timers and timers[0][0] <= self._now:
+                self._run_due_timers(self._now)
             if not self.step():
                 return steps
             steps += 1

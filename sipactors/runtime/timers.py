@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pykka._envelope import Envelope
+
 from sipactors.fsm import CancelTimer, StartTimer
-from sipactors.runtime.actor import ScheduledActor
+from sipactors.runtime.actor import ScheduledActor, ScheduledInbox
 from sipactors.runtime.scheduler import TimerHandle
 
 __all__ = ["TimedActor", "TimerFired"]
@@ -26,14 +28,14 @@ class TimedActor(ScheduledActor):
     """A scheduled actor that carries out its machine's timer effects."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__()
+        ScheduledActor.__init__(self)  # not super(): an actor per transaction, and super() costs an object
         self.timers: dict[str, TimerHandle] = {}
 
     def _start_timer(self, effect: StartTimer) -> None:
         running = self.timers.pop(effect.timer, None)
         if running is not None:
             running.cancel()
-        self.timers[effect.timer] = self._scheduler.call_later(effect.delay, _Expiry(self.actor_ref, effect.timer))
+        self.timers[effect.timer] = self._scheduler.call_later(effect.delay, _Expiry(self.actor_inbox, effect.timer))  # type: ignore[arg-type]
 
     def _cancel_timer(self, effect: CancelTimer) -> None:
         running = self.timers.pop(effect.timer, None)
@@ -49,17 +51,20 @@ class TimedActor(ScheduledActor):
 class _Expiry:
     """A running timer's callback: tell the actor, if it still lives, that the timer fired. A slotted
     object (48 octets) rather than a closure (a function, its cells and their tuple: about 300), as
-    every live transaction holds one; the ``TimerFired`` messages are shared, one per timer."""
+    every live transaction holds one. It holds the actor's inbox, as an ``ActorRef`` would (its stopped
+    flag and its mail), not a ref, which the actor makes only for whoever asks (``actor_ref``); the
+    ``TimerFired`` messages and their envelopes are shared, one per timer (nobody replies to a tell)."""
 
-    __slots__ = ("ref", "fired")
+    __slots__ = ("inbox", "envelope")
 
-    def __init__(self, ref: Any, timer: str) -> None:
-        self.ref = ref
-        self.fired = _FIRED.get(timer) or _FIRED.setdefault(timer, TimerFired(timer))
+    def __init__(self, inbox: ScheduledInbox, timer: str) -> None:
+        self.inbox = inbox
+        self.envelope = _FIRED.get(timer) or _FIRED.setdefault(timer, Envelope(TimerFired(timer)))
 
     def __call__(self) -> None:
-        if self.ref.is_alive():
-            self.ref.tell(self.fired)
+        inbox = self.inbox
+        if not inbox.is_set():  # what ActorRef.tell asks before it posts
+            inbox.put(self.envelope)
 
 
-_FIRED: dict[str, TimerFired] = {}
+_FIRED: dict[str, Envelope[TimerFired]] = {}

@@ -99,7 +99,7 @@ class TransactionActor(TimedActor):
     """One transaction: its state, its timers, and the machine of its kind."""
 
     def __init__(self, layer: TransactionLayer, kind: str, key: Any, peer: Address, transport: Transport) -> None:
-        super().__init__()
+        TimedActor.__init__(self)  # not super(): an actor per transaction, and super() costs an object
         self.layer = layer
         self.key = key
         self.peer = peer
@@ -153,7 +153,7 @@ class TransactionActor(TimedActor):
             self.layer.emit({"type": "refused", "actor": self.actor_id, "transaction": repr(self.key),
                              "machine": self.machine.name, "event": event, "state": before, "why": str(error)})
             return
-        if self.layer.tracing:  # the record is built only for someone who reads it
+        if self.layer._subscribers:  # tracing: the record is built only for someone who reads it
             decision = self.machine.decision(before, event)
             rfc = decision["rows"][0]["rfc"] if decision["kind"] == "rows" else decision["rfc"]
             self.layer.emit(
@@ -162,7 +162,7 @@ class TransactionActor(TimedActor):
                  "decision": decision["kind"], "rfc": rfc, "effects": [type(effect).__name__ for effect in effects]}
             )
         for effect in effects:
-            self.apply(effect)
+            _EFFECTS[type(effect)](self, effect)
 
     @property
     def final_sent(self) -> bool:
@@ -181,13 +181,14 @@ class TransactionActor(TimedActor):
             message = response_for(self.tx.request, 100)
         else:
             message = effect.message
-        data = message if type(message) is bytes else bytes(message)
+        data = message if type(message) is bytes else message.to_bytes()
         if effect.what == "response" and self.machine.server:
             # A server transaction resends its last response as sent: keep the octets, not the
             # message, and once a final response is out the request is no longer needed.
-            self.tx.last_response = data
-            if self.final_sent:
-                self.tx.request = None
+            tx = self.tx
+            tx.last_response = data
+            if tx.state not in _AWAITING_FINAL:  # final_sent
+                tx.request = None
         self.layer.send(data, self.peer, self.transport, self)
 
     def _to_tu(self, effect: ToTU) -> None:
@@ -226,6 +227,7 @@ _AWAITING_FINAL = frozenset({"init", "trying", "proceeding"})
 _EVENTS: dict[type, Callable[[TransactionActor, Any], None]] = {
     Received: TransactionActor._received, TimerFired: TransactionActor._timer_fired, FromTU: TransactionActor._from_tu,
 }
+TransactionActor.handlers = _EVENTS  # the layer's own mail skips pykka's dispatch (see ScheduledActor.handlers)
 _EFFECTS: dict[type, Callable[[TransactionActor, Any], None]] = {
     Send: TransactionActor._send, StartTimer: TransactionActor._start_timer, CancelTimer: TransactionActor._cancel_timer,
     ToTU: TransactionActor._to_tu, Terminated: TransactionActor._terminated,
@@ -282,7 +284,7 @@ class TransactionLayer:
         """Give a received message to the transaction actor that handles it (its "in" record names it)."""
         if self._arrival is not None:
             self._arrived(actor)
-        actor.actor_ref.tell(Received(message, source))
+        actor.tell(Received(message, source))
 
     # -- network side ---------------------------------------------------------------------------
     def receive(self, data: bytes, source: Address, transport: Transport | None = None) -> None:
@@ -325,17 +327,17 @@ class TransactionLayer:
         self.emit({"type": "out", "destination": list(source), "status": 400, "reason": error.reason_phrase})
 
     def _request(self, request: Request, source: Address, transport: Transport) -> None:
-        vias = request.via
-        if not vias:  # RFC 3261 §18.2.2: a response goes where the top Via says; without one, nowhere
+        top = request.top_via
+        if top is None:  # RFC 3261 §18.2.2: a response goes where the top Via says; without one, nowhere
             log.warning("dropped a %s from %s without a Via header field: no response can be routed", request.method, source)
             return
         if request.refusal is not None and request.method != "ACK":
             refusal = request.refusal
-            top = _stamp_via(request, vias, source)
+            top = _stamp_via(request, top, source)
             peer = source if transport.reliable else response_destination(top, source)
             self.send(response_for(request, refusal.status, refusal.reason), peer, transport)
             return
-        key = server_key(request, vias[0])
+        key = server_key(request, top)
         actor = self.server.get(key)
         if actor is not None:
             self._hand(actor, request, source)
@@ -344,7 +346,7 @@ class TransactionLayer:
             self.tu.ack(self, request, source)  # the ACK for a 2xx: no transaction (§17.2.3)
             return
         kind = "invite_server" if request.method == "INVITE" else "non_invite_server"
-        top = _stamp_via(request, vias, source)
+        top = _stamp_via(request, top, source)
         peer = source if transport.reliable else response_destination(top, source)
         actor = self._spawn(self.server, kind, key, peer, transport)
         self._hand(actor, request, source)
@@ -363,14 +365,14 @@ class TransactionLayer:
         """The TU's response for the server transaction ``key``."""
         actor = self.server.get(key)
         if actor is not None:
-            actor.actor_ref.tell(FromTU(response))
+            actor.tell(FromTU(response))
 
     def send_request(self, request: Request, destination: Address) -> Any:
         """Start a client transaction for ``request`` (its top Via carries the branch); its key."""
         key = client_key(request)
         kind = "invite_client" if request.method == "INVITE" else "non_invite_client"
         actor = self._spawn(self.client, kind, key, destination, self.transport)
-        actor.actor_ref.tell(FromTU(request))
+        actor.tell(FromTU(request))
         return key
 
     def new_tag(self) -> str:
@@ -400,7 +402,7 @@ class TransactionLayer:
         actor: TransactionActor | None = None,
     ) -> None:
         """Send ``message``; ``actor`` is the transaction actor sending it, named in the trace."""
-        data = message if isinstance(message, bytes) else bytes(message)
+        data = message if type(message) is bytes else bytes(message)
         (transport or self.transport).send(data, destination)
         if self._subscribers:
             record = {"type": "out", "destination": list(destination), "message": data[: data.find(b"\r\n")].decode("latin-1")}
@@ -409,11 +411,10 @@ class TransactionLayer:
             self.emit(record)
 
 
-def _stamp_via(request: Request, vias: list[Via], source: Address) -> Via:
+def _stamp_via(request: Request, top: Via, source: Address) -> Via:
     """RFC 3261 §18.2.1 and RFC 3581 §4: the top Via gets ``received`` when its sent-by is not the address
-    the request came from, and ``rport`` the source port when the client asked for it. ``vias`` is
-    ``request.via``; the top Via as stamped is returned."""
-    top = vias[0]
+    the request came from, and ``rport`` the source port when the client asked for it. ``top`` is
+    ``request.top_via``; the top Via as stamped is returned."""
     params = top.params
     if top.host.strip("[]").lower() != source[0].lower():
         params = params.replace("received", source[0])

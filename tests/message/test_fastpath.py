@@ -151,9 +151,9 @@ def test_prepare_builds_the_hot_path_and_tunes_the_collector() -> None:
 
     threshold = gc.get_threshold()
     try:
-        prepare(freeze_gc=False, gc_threshold=12_345)
+        prepare(freeze_gc=False, gc_threshold=12_345, gc_older=67)
         assert syntax.cache_info().currsize == 1
-        assert gc.get_threshold()[0] == max(12_345, threshold[0])
+        assert gc.get_threshold()[:2] == (max(12_345, threshold[0]), max(67, threshold[1]))
     finally:
         gc.set_threshold(*threshold)
 
