@@ -1,14 +1,18 @@
 """A real client: SIPp (Debian package sip-tester, installed by .ci/run) against ``sipactors serve`` over
 UDP and TCP on 127.0.0.1: OPTIONS get 200, a malformed request gets 400 with its reason, an oversized one
-513, and the server answers OPTIONS afterwards."""
+513, and the server answers OPTIONS afterwards; SIPp registers (with and without digest authentication), and
+SIPp callers call a registered SIPp UAS through the proxy (../shared/bench's scenarios)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +108,110 @@ def test_sipp_registers_with_digest_authentication_rfc3261_22(tmp_path: Path) ->
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     finally:
         stop_server(process)
+
+
+def _free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing holds now (the OS picks it; SIPp binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _bound(port: int) -> bool:
+    """Whether some process holds UDP ``port`` on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def _stop_sipp(process: subprocess.Popen[str]) -> None:
+    """Stop a SIPp this test started, by its PID: SIGINT (it ignores SIGTERM), then SIGKILL."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str]) -> None:
+    """../shared/bench's call run, as ``run.sh call`` drives it: a SIPp UAS (``uas.xml``) on a port of its
+    own, registered as user "uas" with ``reg_contact.xml`` (answering a 401 when users exist), then
+    ``calls`` calls to ``sip:uas@`` the server: INVITE, 100/180, 200, ACK, BYE, 200, each proxied to the UAS
+    (RFC 3261 §16). With ``users`` the store holds them and "uas" (password "secret"), the server offers
+    MD5 (SIPp computes nothing else), and the callers are those users, answering the proxy's 407
+    (``sipp/uac_call_auth.xml``). Both SIPp processes must end with every call successful."""
+    assert SIPP is not None
+    from tests.e2e.test_serve import start_server, stop_server
+
+    store = tmp / "sipactors.db"
+    options: list[str] = []
+    if users:
+        for user in ["uas", *users]:
+            added = subprocess.run(
+                [sys.executable, "-m", "sipactors", "users", "add", f"{user}@127.0.0.1", "--password", "secret",
+                 "--store", f"sqlite:///{store}"],
+                capture_output=True, text=True, timeout=60,
+            )
+            assert added.returncode == 0, added.stderr
+        config = tmp / "sipactors.toml"
+        config.write_text('[auth]\nalgorithms = ["MD5"]\n')
+        options = ["--config", str(config)]
+    trace = tmp / "trace.jsonl"
+    port, proxy, _ = start_server(store, "--trace", str(trace), *options)
+    uas_dir, uac_dir = tmp / "uas", tmp / "uac"
+    uas_dir.mkdir()
+    uac_dir.mkdir()
+    uas_port = _free_udp_port()
+    uas = subprocess.Popen(
+        [SIPP, "-sf", str(SCENARIOS / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-m", str(calls),
+         "-timeout", "40s", "-timeout_error", "-nostdin", "-trace_err"],
+        cwd=uas_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _bound(uas_port) and uas.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # SIPp gives no sign that it listens but the bound port
+        assert _bound(uas_port), "the SIPp UAS did not start"
+        registered = subprocess.run(
+            [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / "reg_contact.xml"), "-s", "uas",
+             "-key", "uas_addr", f"127.0.0.1:{uas_port}", "-au", "uas", "-ap", "secret", "-i", "127.0.0.1",
+             "-p", "0", "-m", "1", "-recv_timeout", "5000", "-timeout", "10s", "-timeout_error", "-nostdin"],
+            capture_output=True, text=True, timeout=30, cwd=uac_dir,
+        )
+        assert registered.returncode == 0, registered.stdout[-2000:] + registered.stderr[-2000:]
+        command = [SIPP, f"127.0.0.1:{port}", "-s", "uas", "-m", str(calls), "-r", "25", "-i", "127.0.0.1",
+                   "-p", "0", "-recv_timeout", "5000", "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err"]
+        if users:
+            injection = uac_dir / "users.csv"
+            injection.write_text("SEQUENTIAL\n" + "".join(
+                f"{user};[authentication username={user} password=secret]\n" for user in users))
+            command += ["-sf", str(HERE / "uac_call_auth.xml"), "-inf", str(injection)]
+        else:
+            command += ["-sf", str(SCENARIOS / "uac_call.xml")]
+        caller = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=uac_dir)
+        server_errors = "" if proxy.poll() is None else proxy.communicate(timeout=5)[1]
+        assert caller.returncode == 0, caller.stdout[-3000:] + caller.stderr[-2000:] + server_errors
+        uas_output, _ = uas.communicate(timeout=20)  # it ends by itself after ``calls`` calls
+        assert uas.returncode == 0, uas_output[-3000:]
+    finally:
+        _stop_sipp(uas)
+        stop_server(proxy)
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    forwarded = [r for r in records if r["type"] == "out" and r.get("destination") == ["127.0.0.1", uas_port]]
+    assert sum(r["message"].startswith("INVITE ") for r in forwarded) >= calls  # the proxy sent them
+    if users:
+        challenges = [r for r in records if r["type"] == "out" and r.get("message", "").startswith("SIP/2.0 407")]
+        assert len(challenges) >= calls  # RFC 3261 §22.3: the proxy challenged every caller
+
+
+def test_sipp_calls_through_the_open_proxy_to_a_registered_sipp_uas_rfc3261_16(tmp_path: Path) -> None:
+    _calls_through_the_proxy(tmp_path, 50, users=[])
+
+
+def test_sipp_calls_through_the_proxy_with_digest_authentication_rfc3261_22_3(tmp_path: Path) -> None:
+    _calls_through_the_proxy(tmp_path, 30, users=[f"u{n}" for n in range(1, 6)])
