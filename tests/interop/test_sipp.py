@@ -54,11 +54,33 @@ def test_sipp_options_over_udp_and_tcp_malformed_oversized_and_still_answering(s
 SCENARIOS = Path(__file__).resolve().parents[3] / "shared" / "bench" / "scenarios"  # ../shared, as CI has it
 
 
+def _injection(path: Path, users: list[str]) -> Path:
+    """A SIPp injection file: per call the next user ([field0]) and the keyword that makes its credentials
+    ([field1]), password "secret", as ../shared/bench/run.sh writes it."""
+    path.write_text("SEQUENTIAL\n" + "".join(f"{user};[authentication username={user} password=secret]\n" for user in users))
+    return path
+
+
+def _with_users(store: Path, users: list[str], tmp: Path) -> list[str]:
+    """Add ``users`` (domain 127.0.0.1, password "secret") to ``store``; the server options for a config that
+    offers MD5 alone: SIPp 3.6 reads the first challenge only and computes MD5 only (the default offers
+    SHA-256 first, RFC 8760 §2.4; ``test_registrar.py`` checks that with its own client)."""
+    for user in users:
+        added = subprocess.run(
+            [sys.executable, "-m", "sipactors", "users", "add", f"{user}@127.0.0.1", "--password", "secret",
+             "--store", f"sqlite:///{store}"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert added.returncode == 0, added.stderr
+    config = tmp / "sipactors.toml"
+    config.write_text('[auth]\nalgorithms = ["MD5"]\n')
+    return ["--config", str(config)]
+
+
 def _register_run(scenario: str, port: int, users: list[str], tmp: Path, calls: int) -> subprocess.CompletedProcess[str]:
     """The shared bench's REGISTER scenario (one user of the injection file per call) against ``port``."""
     assert SIPP is not None
-    injection = tmp / "users.csv"
-    injection.write_text("SEQUENTIAL\n" + "".join(f"{user};[authentication username={user} password=secret]\n" for user in users))
+    injection = _injection(tmp / "users.csv", users)
     command = [
         SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-inf", str(injection), "-m", str(calls),
         "-r", "50", "-i", "127.0.0.1", "-p", "0", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_err",
@@ -86,23 +108,13 @@ def test_sipp_registers_without_authentication_rfc3261_10(tmp_path: Path) -> Non
 
 
 def test_sipp_registers_with_digest_authentication_rfc3261_22(tmp_path: Path) -> None:
-    """``register_auth.xml``: 401 with a digest challenge, then the REGISTER with credentials gets 200.
-    SIPp 3.6 reads the first challenge only and computes MD5 only, so this server offers MD5 alone (the
-    default offers SHA-256 first, RFC 8760 §2.4; ``test_registrar.py`` checks that with its own client)."""
+    """``register_auth.xml``: 401 with a digest challenge, then the REGISTER with credentials gets 200
+    (MD5 only, see ``_with_users``)."""
     from tests.e2e.test_serve import start_server, stop_server
 
     store = tmp_path / "sipactors.db"
     users = [f"u{n}" for n in range(1, 4)]
-    for user in users:
-        added = subprocess.run(
-            [sys.executable, "-m", "sipactors", "users", "add", f"{user}@127.0.0.1", "--password", "secret",
-             "--store", f"sqlite:///{store}"],
-            capture_output=True, text=True, timeout=60,
-        )
-        assert added.returncode == 0, added.stderr
-    config = tmp_path / "sipactors.toml"
-    config.write_text('[auth]\nalgorithms = ["MD5"]\n')
-    port, process, _ = start_server(store, "--config", str(config))
+    port, process, _ = start_server(store, *_with_users(store, users, tmp_path))
     try:
         result = _register_run("register_auth.xml", port, users, tmp_path, calls=9)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -149,18 +161,7 @@ def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str]) -> None
     from tests.e2e.test_serve import start_server, stop_server
 
     store = tmp / "sipactors.db"
-    options: list[str] = []
-    if users:
-        for user in ["uas", *users]:
-            added = subprocess.run(
-                [sys.executable, "-m", "sipactors", "users", "add", f"{user}@127.0.0.1", "--password", "secret",
-                 "--store", f"sqlite:///{store}"],
-                capture_output=True, text=True, timeout=60,
-            )
-            assert added.returncode == 0, added.stderr
-        config = tmp / "sipactors.toml"
-        config.write_text('[auth]\nalgorithms = ["MD5"]\n')
-        options = ["--config", str(config)]
+    options = _with_users(store, ["uas", *users], tmp) if users else []
     trace = tmp / "trace.jsonl"
     port, proxy, _ = start_server(store, "--trace", str(trace), *options)
     uas_dir, uac_dir = tmp / "uas", tmp / "uac"
@@ -187,10 +188,7 @@ def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str]) -> None
         command = [SIPP, f"127.0.0.1:{port}", "-s", "uas", "-m", str(calls), "-r", "25", "-i", "127.0.0.1",
                    "-p", "0", "-recv_timeout", "5000", "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err"]
         if users:
-            injection = uac_dir / "users.csv"
-            injection.write_text("SEQUENTIAL\n" + "".join(
-                f"{user};[authentication username={user} password=secret]\n" for user in users))
-            command += ["-sf", str(HERE / "uac_call_auth.xml"), "-inf", str(injection)]
+            command += ["-sf", str(HERE / "uac_call_auth.xml"), "-inf", str(_injection(uac_dir / "users.csv", users))]
         else:
             command += ["-sf", str(SCENARIOS / "uac_call.xml")]
         caller = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=uac_dir)
