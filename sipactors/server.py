@@ -23,11 +23,14 @@ from sipactors import __version__
 from sipactors.message import prepare
 from sipactors.roles.core import Core
 from sipactors.roles.digest import Authenticator, DigestPolicy
+from sipactors.roles.proxy import DEFAULT_AUTH_METHODS, TIMER_C_MS, Listener, ProxyPolicy, ProxyRole
 from sipactors.roles.registrar import Registrar, RegistrarPolicy
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
+from sipactors.runtime.proxy import Proxy
 from sipactors.runtime.transaction import TransactionLayer, stateless_400
 from sipactors.store import DEFAULT_STORE_URL, check_store_url, open_store
 from sipactors.transport import Address, TcpTransport, UdpTransport
+from sipactors.transport.resolve import StaticResolver
 
 __all__ = ["ServerConfig", "load_config", "serve"]
 
@@ -47,6 +50,10 @@ class ServerConfig:
     max_expires: int = 7200  # longer ones are shortened to this
     #: digest algorithms offered, in order of preference (RFC 7616 §3.7, RFC 8760 §2.4: SHA-256 first)
     digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    record_route: bool = True  # the proxy stays on the path of the dialogs it sets up (RFC 3261 §16.6 step 4)
+    recurse: bool = False  # the proxy follows 3xx contacts itself rather than passing the 3xx back (§16.7 step 4)
+    timer_c: float = TIMER_C_MS / 1000  # seconds an INVITE branch may stay unanswered (§16.6 step 11: > 180)
+    auth_methods: tuple[str, ...] = tuple(sorted(DEFAULT_AUTH_METHODS))  # challenged (407) from local users
 
 
 def load_config(
@@ -70,6 +77,15 @@ def load_config(
             DigestPolicy(algorithms=config.digest_algorithms)
         except (ValueError, KeyError) as error:
             raise SystemExit(f"sipactors serve: {path}: [auth] algorithms: {error}") from None
+        proxy = data.get("proxy", {})
+        config.record_route = bool(proxy.get("record_route", config.record_route))
+        config.recurse = bool(proxy.get("recurse", config.recurse))
+        config.timer_c = float(proxy.get("timer_c", config.timer_c))
+        config.auth_methods = tuple(str(name).upper() for name in proxy.get("auth_methods", config.auth_methods))
+        if config.timer_c <= 180:
+            raise SystemExit(f"sipactors serve: {path}: [proxy] timer_c must be above 180 seconds (RFC 3261 §16.6 step 11)")
+        if {"ACK", "CANCEL"} & set(config.auth_methods):
+            raise SystemExit(f"sipactors serve: {path}: [proxy] auth_methods: ACK and CANCEL are never challenged (RFC 3261 §22.1)")
         config.trace = server.get("trace", config.trace)
         config.server_name = server.get("name", config.server_name)
         try:  # a bad URL is reported now, before any listener starts, not when the registrar first writes
@@ -124,6 +140,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     banner: list[str] = []
     udp: UdpTransport | None = None
     chosen_port: int | None = None
+    listeners: list[Listener] = []
     for transport_name, host, port in sorted(config.listeners, key=lambda item: item[0] != "udp"):
         if port == 0 and chosen_port is not None:
             port = chosen_port  # --port 0: TCP takes the port the OS gave UDP
@@ -141,6 +158,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         else:
             raise SystemExit(f"sipactors serve: unknown transport {transport_name!r} (udp or tcp)")
         chosen_port = chosen_port or bound[1]
+        listeners.append(Listener(transport_name.upper(), bound[0], bound[1]))
         banner.append(f"listening on {transport_name} {bound[0]}:{bound[1]}")
     if udp is None:
         raise SystemExit("sipactors serve: at least one UDP listener is needed (it is the layer's default)")
@@ -151,11 +169,17 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         Authenticator(os.urandom(32), DigestPolicy(algorithms=config.digest_algorithms)), time.time, os.urandom,
     )
     registrar.keep_purging(scheduler)
-    tu = Core(config.server_name, registrar)
+    proxy_policy = ProxyPolicy(
+        domains, tuple(listeners), record_route=config.record_route, recurse_on_3xx=config.recurse,
+        timer_c_ms=round(config.timer_c * 1000), auth_methods=frozenset(config.auth_methods),
+    )
+    # Numeric next hops only until a DNS resolver is configured (RFC 3263 through the Resolver interface).
+    proxy = Proxy(ProxyRole(store, proxy_policy, registrar.authenticator, time.time, os.urandom), StaticResolver())
+    tu = Core(config.server_name, registrar, proxy)
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file))
     prepare()
-    print(f"sipactors {__version__}: a SIP server (RFC 3261): OPTIONS, and a registrar (RFC 3261 §10) for "
-          f"{', '.join(sorted(domains))}; other methods get 405/501", flush=True)
+    print(f"sipactors {__version__}: a SIP server (RFC 3261): OPTIONS, a registrar (RFC 3261 §10) and a stateful "
+          f"forking proxy (RFC 3261 §16) for {', '.join(sorted(domains))}", flush=True)
     for line in banner:
         print(line, flush=True)
     print(f"store: {config.store}", flush=True)
@@ -165,6 +189,11 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
               flush=True)
     else:
         print(f"registrar: digest authentication required (RFC 3261 §22; {', then '.join(config.digest_algorithms)})", flush=True)
+    relay = ("forwarded for no one: no users, so no one can authenticate (403)" if registrar.open_mode else
+             "forwarded only for authenticated local users (407)")
+    print(f"proxy: record-route {'on' if config.record_route else 'off'}, 3xx {'recursed' if config.recurse else 'passed back'}, "
+          f"Timer C {config.timer_c:g} s, 407 for local users' {', '.join(config.auth_methods)}; requests for other "
+          f"domains {relay}", flush=True)
     print(f"allow: {', '.join(tu.allow)}; trace: {config.trace or 'off'}; stop with Ctrl-C or SIGTERM", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -178,6 +207,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         for server in servers:
             server.close()
         scheduler.stop()
+        proxy.close()
         set_default_scheduler(None)
         store.close()
         if trace_file is not None:

@@ -3,7 +3,8 @@
 The machine never sends, sleeps or reads a clock itself; it returns these and the actor carries them out.
 ``StartTimer``, ``CancelTimer`` and ``Terminated`` serve every family; ``Send`` and ``ToTU`` are the
 transactions' (RFC 3261 §17), ``StoreBinding``, ``RemoveBinding``, ``ToRegistrar`` and ``Refused`` the
-registration bindings' (RFC 3261 §10.3). The actions that produce them are listed by family in
+registration bindings' (RFC 3261 §10.3), ``Forward``, ``Upstream``, ``CancelBranch`` and ``ResetTimerC`` a
+proxy response context's (RFC 3261 §16). The actions that produce them are listed by family in
 ``sipactors.fsm.families``.
 """
 
@@ -16,8 +17,8 @@ if TYPE_CHECKING:
     from sipactors.store.model import Binding
 
 __all__ = [
-    "BindingEffect", "CancelTimer", "Effect", "Refused", "RemoveBinding", "Send", "StartTimer", "StoreBinding",
-    "Terminated", "ToRegistrar", "ToTU",
+    "BindingEffect", "CancelBranch", "CancelTimer", "Effect", "Forward", "ProxyEffect", "Refused", "RemoveBinding",
+    "ResetTimerC", "Send", "StartTimer", "StoreBinding", "Terminated", "ToRegistrar", "ToTU", "Upstream",
 ]
 
 
@@ -92,5 +93,36 @@ class Refused:
 
     why: str
 
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Send the branch's request (built by the response context, RFC 3261 §16.6) to its next hop, and
+    start its Timer C if it is an INVITE (§16.6 steps 10-11)."""
+
+    branch: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Send ``response`` upstream through the server transaction (RFC 3261 §16.7 steps 5, 9, 10)."""
+
+    response: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CancelBranch:
+    """Send a CANCEL for the branch's request (RFC 3261 §9.1, §16.10)."""
+
+    branch: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ResetTimerC:
+    """Restart the branch's Timer C (RFC 3261 §16.7 step 2)."""
+
+    branch: Any
+
+
+ProxyEffect = Forward | Upstream | CancelBranch | ResetTimerC | Terminated
 
 BindingEffect = StoreBinding | RemoveBinding | ToRegistrar | Refused | StartTimer | CancelTimer | Terminated

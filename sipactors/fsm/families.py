@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["BINDING", "DEFAULT_FAMILY", "FAMILIES", "TRANSACTION", "Family"]
+__all__ = ["BINDING", "DEFAULT_FAMILY", "FAMILIES", "PROXY", "TRANSACTION", "Family"]
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,44 @@ BINDING = Family(
     timers={"expiry": "the binding's expiration interval, granted by the registrar (RFC 3261 §10.2.1.1, §10.3 step 7)"},
 )
 
+PROXY = Family(
+    name="proxy",
+    about="the response context of one request a stateful proxy forwards (RFC 3261 §16.6-§16.10)",
+    actions={
+        "forward_next": "create a branch for each target of the next group not tried yet and forward the "
+                        "request to it (RFC 3261 §16.6; sequential forking across groups)",
+        "note_provisional": "the branch has had a provisional response: from now on it may be CANCELled (§9.1)",
+        "reset_timer_c": "restart the branch's Timer C for a provisional response other than 100 to an INVITE "
+                         "(RFC 3261 §16.7 step 2)",
+        "forward_provisional": "send the provisional response upstream, our Via removed, unless it is a 100 "
+                               "(RFC 3261 §16.7 steps 5 and 9)",
+        "forward_response": "send the 2xx upstream at once, our Via removed (RFC 3261 §16.7 step 5)",
+        "record": "keep the branch's final response in the context, or, when configured to recurse on a 3xx, "
+                  "add its contacts as targets instead (RFC 3261 §16.7 step 4); a 2xx or 6xx closes the context "
+                  "to new branches",
+        "cancel_forks": "after a 2xx or 6xx, CANCEL every pending branch unless the caller asked for no-cancel "
+                        "(RFC 3261 §16.7 step 10, RFC 3841 §9.1)",
+        "cancel_pending": "CANCEL every pending branch (RFC 3261 §16.10); one without a provisional response "
+                          "yet is CANCELled when its first arrives (§9.1)",
+        "cancel_deferred": "send the CANCEL a branch was waiting for, now that a provisional response came (§9.1)",
+        "cancel_branch": "CANCEL the branch whose Timer C fired (RFC 3261 §16.8)",
+        "mark_cancelled": "the upstream client CANCELled: the final response will be 487 (RFC 3261 §16.10, §9.2)",
+        "send_best": "send the best final response upstream (RFC 3261 §16.7 steps 6-7, 9)",
+        "terminate": "the context is over: its actor ends and the proxy forgets it",
+    },
+    timer_actions={},
+    guards={
+        "six_hundred_pending": "the response is a 6xx and other branches are still pending (RFC 3261 §16.7 step 5)",
+        "other_pending": "the response is not a 6xx and other branches are still pending",
+        "next_target": "no other branch is pending, the response is a 3xx-5xx, and a target not yet tried remains "
+                       "(a later group, or a 3xx contact when recursing)",
+        "last_branch": "no other branch is pending and no further target will be tried",
+    },
+    timers={},
+)
+
 #: Every family, by the name a table's ``[machine] family`` gives.
-FAMILIES: dict[str, Family] = {family.name: family for family in (TRANSACTION, BINDING)}
+FAMILIES: dict[str, Family] = {family.name: family for family in (TRANSACTION, BINDING, PROXY)}
 
 #: The family of a table that names none.
 DEFAULT_FAMILY = TRANSACTION.name

@@ -1,17 +1,24 @@
-"""The server core: OPTIONS answered, REGISTER handed to the registrar when there is one, everything else
-refused with the code the RFC gives (RFC 3261 §11, §8.2.1, §21.4.6, §21.5.2)."""
+"""The server core: OPTIONS answered, REGISTER handed to the registrar, every other request handed to the
+stateful proxy when there is one (RFC 3261 §16), and otherwise refused with the code the RFC gives
+(RFC 3261 §11, §8.2.1, §21.4.6, §21.5.2).
+
+Which requests are the core's own (RFC 3261 §11, §16.3 item 3): an OPTIONS whose Request-URI has no user
+part (it names a server, this one or the next hop asked through us) is answered here, even with
+Max-Forwards 0; an OPTIONS for a user goes to the proxy (the user's devices answer it), and is answered
+here when the user has no device registered.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sipactors.message import Request, Response
+from sipactors.message import Request, Response, SipURI
 from sipactors.message.build import response_for
 
 if TYPE_CHECKING:
     from sipactors.roles.registrar import Registrar
 
-__all__ = ["ALLOW", "Core", "KNOWN_METHODS"]
+__all__ = ["ALLOW", "Core", "KNOWN_METHODS", "PROXIED"]
 
 #: Methods always answered (RFC 3261 §20.5 Allow); REGISTER joins them when a registrar is configured.
 ALLOW = ("OPTIONS",)
@@ -20,17 +27,37 @@ KNOWN_METHODS = (
     "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "INFO",
     "UPDATE", "PRACK",
 )
+#: The methods a proxy forwards and lists in Allow (it forwards unknown methods too, RFC 3261 §16).
+PROXIED = ("INVITE", "ACK", "BYE", "CANCEL", "MESSAGE", "SUBSCRIBE", "NOTIFY", "REFER", "INFO", "UPDATE", "PRACK", "PUBLISH")
 ACCEPT = ("application/sdp",)
 SUPPORTED = ("path", "outbound")
+
+
+class ProxyTU(Protocol):
+    """What the core needs of the proxy (``sipactors.runtime.proxy.Proxy``)."""
+
+    def request(self, layer: Any, key: Any, request: Request, own: Any = None) -> None: ...
+
+    def cancel(self, layer: Any, key: Any, cancel: Request) -> None: ...
+
+    def ack(self, layer: Any, request: Request, source: Any) -> None: ...
+
+    def response(self, layer: Any, key: Any, response: Response) -> None: ...
+
+    def timeout(self, layer: Any, key: Any) -> None: ...
+
+    def transport_error(self, layer: Any, key: Any) -> None: ...
 
 
 class Core:
     """The transaction user of ``sipactors serve``."""
 
-    def __init__(self, server_name: str = "sipactors", registrar: Registrar | None = None) -> None:
+    def __init__(self, server_name: str = "sipactors", registrar: Registrar | None = None, proxy: ProxyTU | None = None) -> None:
         self.server_name = server_name
         self.registrar = registrar
-        self.allow = ALLOW + (("REGISTER",) if registrar is not None else ())
+        self.proxy = proxy
+        allow = ALLOW + (("REGISTER",) if registrar is not None else ())
+        self.allow = allow + (PROXIED if proxy is not None else ())
 
     def answer(self, request: Request, to_tag: str) -> Response:
         """The response a request gets (the caller supplies the To tag)."""
@@ -49,18 +76,39 @@ class Core:
             return response_for(request, 405, to_tag=to_tag, headers=[allow, *server])
         return response_for(request, 501, to_tag=to_tag, headers=[allow, *server])
 
+    def _ours(self, request: Request) -> bool:
+        """Whether the core answers ``request`` itself rather than proxy it."""
+        method = request.method
+        if method == "REGISTER":
+            return True
+        if method == "OPTIONS":  # RFC 3261 §11: OPTIONS to the server itself
+            uri = request.uri
+            return self.proxy is None or not isinstance(uri, SipURI) or uri.user is None
+        return self.proxy is None
+
     # -- the TransactionUser protocol -------------------------------------------------------------
     def request(self, layer: Any, key: Any, request: Request) -> None:
-        layer.respond(key, self.answer(request, layer.new_tag()))
+        if self._ours(request):
+            layer.respond(key, self.answer(request, layer.new_tag()))
+        elif request.method == "CANCEL":
+            assert self.proxy is not None
+            self.proxy.cancel(layer, key, request)
+        else:
+            assert self.proxy is not None
+            self.proxy.request(layer, key, request, self.answer)
 
     def response(self, layer: Any, key: Any, response: Response) -> None:
-        pass  # the core sends no requests yet
+        if self.proxy is not None:
+            self.proxy.response(layer, key, response)
 
     def timeout(self, layer: Any, key: Any) -> None:
-        pass
+        if self.proxy is not None:
+            self.proxy.timeout(layer, key)
 
     def transport_error(self, layer: Any, key: Any) -> None:
-        pass
+        if self.proxy is not None:
+            self.proxy.transport_error(layer, key)
 
     def ack(self, layer: Any, request: Request, source: Any) -> None:
-        pass  # an ACK for a 2xx: the core sends no 2xx to INVITE
+        if self.proxy is not None:  # the ACK for a 2xx the proxy forwarded (RFC 3261 §16.11)
+            self.proxy.ack(layer, request, source)

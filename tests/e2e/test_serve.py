@@ -87,8 +87,9 @@ def test_options_over_udp_and_tcp_malformed_and_oversized_requests_and_a_clean_s
     big = _options("u4", port).replace(b"Content-Length: 0\r\n\r\n", b"X-Big: " + b"x" * 20_000 + b"\r\nContent-Length: 0\r\n\r\n")
     assert _udp(port, big).startswith(b"SIP/2.0 513 Message Too Large")
 
-    assert parse(_udp(port, _options("u5", port, method="SUBSCRIBE"))).status == 405
-    assert parse(_udp(port, _options("u6", port, method="FROBNICATE"))).status == 501
+    # Other methods, known or not, go to the proxy (RFC 3261 §16): a local user with no device gets 480.
+    assert parse(_udp(port, _options("u5", port, method="SUBSCRIBE"))).status == 480
+    assert parse(_udp(port, _options("u6", port, method="FROBNICATE"))).status == 480
 
     with socket.create_connection(("127.0.0.1", port), timeout=5) as tcp:
         tcp.sendall(_options("t1", port, "TCP"))
