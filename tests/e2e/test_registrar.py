@@ -109,20 +109,13 @@ def test_a_user_in_the_store_makes_register_digest_authenticated_rfc3261_22(tmp_
         stop_server(process)
 
 
-def _invite(port: int, aor: str, call_id: str) -> bytes:
-    """An INVITE for ``aor`` from a caller at 127.0.0.1 (its Via port is the server's; ``_send_from``
-    puts the sending socket's in)."""
+def _invite(caller: int, aor: str, call_id: str) -> bytes:
+    """An INVITE for ``aor`` from a caller on UDP port ``caller`` of 127.0.0.1."""
     return (
-        f"INVITE {aor} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id};rport\r\n"
+        f"INVITE {aor} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{caller};branch=z9hG4bK{call_id};rport\r\n"
         f"Max-Forwards: 70\r\nTo: <{aor}>\r\nFrom: <sip:erin@127.0.0.1>;tag={call_id}\r\n"
-        f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:erin@127.0.0.1:{port}>\r\nContent-Length: 0\r\n\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:erin@127.0.0.1:{caller}>\r\nContent-Length: 0\r\n\r\n"
     ).encode()
-
-
-def _send_from(sock: socket.socket, port: int, data: bytes, destination: tuple[str, int]) -> None:
-    """Send ``data`` from ``sock``, with the server's port in its Via and Contact replaced by the socket's."""
-    own = b"127.0.0.1:%d" % sock.getsockname()[1]
-    sock.sendto(data.replace(b"127.0.0.1:%d;" % port, own + b";").replace(b"127.0.0.1:%d>" % port, own + b">"), destination)
 
 
 def _call_reaches(device: socket.socket, port: int, aor: str, call_id: str) -> tuple[list[bytes], object]:
@@ -132,7 +125,8 @@ def _call_reaches(device: socket.socket, port: int, aor: str, call_id: str) -> t
     received: list[bytes] = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller:
         caller.bind(("127.0.0.1", 0))
-        _send_from(caller, port, _invite(port, aor, call_id), ("127.0.0.1", port))
+        own = caller.getsockname()[1]
+        caller.sendto(_invite(own, aor, call_id), ("127.0.0.1", port))
         deadline = time.monotonic() + 10
         final: object = None
         while time.monotonic() < deadline:
@@ -159,13 +153,13 @@ def _call_reaches(device: socket.socket, port: int, aor: str, call_id: str) -> t
                 routes = [field.value for field in reversed(response.get_fields("Record-Route"))]
                 target = response.contact[0].uri  # type: ignore[union-attr,index]
                 ack = (
-                    f"ACK {target.render()} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}a;rport\r\n"
+                    f"ACK {target.render()} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{own};branch=z9hG4bK{call_id}a;rport\r\n"
                     + "".join(f"Route: {route}\r\n" for route in routes)
                     + f"Max-Forwards: 70\r\nTo: {response.header_text('To')}\r\nFrom: <sip:erin@127.0.0.1>;tag={call_id}\r\n"
                     f"Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
                 ).encode()
                 next_hop = parse_uri(routes[0].strip("<>").split(">")[0]) if routes else target
-                _send_from(caller, port, ack, (next_hop.host, next_hop.port or 5060))  # type: ignore[union-attr]
+                caller.sendto(ack, (next_hop.host, next_hop.port or 5060))  # type: ignore[union-attr]
         return received, final
 
 
