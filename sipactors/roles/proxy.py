@@ -404,6 +404,12 @@ class ProxyRole:
         assert isinstance(uri, SipURI)  # local() holds only for SIP URIs
         aor = canonical_aor(SipURI(uri.scheme, uri.host, uri.user, port=uri.port).render())
         bindings = self.store.locations.bindings(aor, self.clock())
+        if not bindings and uri.port is not None:
+            # local() holds, so the port is one of ours: it says where this proxy listens, not who the user
+            # is. A UA that registered its AOR without it (To: sip:uas@127.0.0.1, as SIPp's bench scenarios
+            # do) is reached at sip:uas@127.0.0.1:PORT too; an AOR registered with the port is found first.
+            bare = canonical_aor(SipURI(uri.scheme, uri.host, uri.user).render())
+            bindings = self.store.locations.bindings(bare, self.clock())
         if not bindings:
             realm = self.authenticator.policy.realm_for(uri.host.strip("[]"))
             if not self._open() and (uri.user is None or self.store.users.get(uri.user, realm) is None):

@@ -188,7 +188,11 @@ def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str]) -> None
         command = [SIPP, f"127.0.0.1:{port}", "-s", "uas", "-m", str(calls), "-r", "25", "-i", "127.0.0.1",
                    "-p", "0", "-recv_timeout", "5000", "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err"]
         if users:
-            command += ["-sf", str(HERE / "uac_call_auth.xml"), "-inf", str(_injection(uac_dir / "users.csv", users))]
+            # SIPp 3.6 puts sip:HOST:PORT of the server in the digest uri unless -auth_uri says otherwise:
+            # right for its REGISTERs, whose Request-URI that is, but the digest uri must be the
+            # Request-URI (RFC 2617 §3.2.2.5; the server answers 400 otherwise), here sip:uas@HOST:PORT
+            command += ["-sf", str(HERE / "uac_call_auth.xml"), "-inf", str(_injection(uac_dir / "users.csv", users)),
+                        "-auth_uri", f"uas@127.0.0.1:{port}"]
         else:
             command += ["-sf", str(SCENARIOS / "uac_call.xml")]
         caller = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=uac_dir)
@@ -201,7 +205,8 @@ def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str]) -> None
         stop_server(proxy)
     records = [json.loads(line) for line in trace.read_text().splitlines()]
     forwarded = [r for r in records if r["type"] == "out" and r.get("destination") == ["127.0.0.1", uas_port]]
-    assert sum(r["message"].startswith("INVITE ") for r in forwarded) >= calls  # the proxy sent them
+    for method in ("INVITE", "ACK", "BYE"):  # the proxy sent them all: it Record-Routes (§16.6 step 4)
+        assert sum(r["message"].startswith(method + " ") for r in forwarded) >= calls, method
     if users:
         challenges = [r for r in records if r["type"] == "out" and r.get("message", "").startswith("SIP/2.0 407")]
         assert len(challenges) >= calls  # RFC 3261 §22.3: the proxy challenged every caller
