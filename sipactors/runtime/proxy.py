@@ -48,7 +48,7 @@ from sipactors.roles.proxy import (
 from sipactors.runtime.timers import TimedActor, TimerFired
 from sipactors.transport.resolve import ResolutionError, Resolver, Target
 
-__all__ = ["BranchFailed", "BranchResponse", "Cancel", "Proxy", "ProxyContext", "Resolved"]
+__all__ = ["BranchFailed", "BranchResponse", "Cancel", "Proxy", "ProxyContext", "Resolved", "Start"]
 
 log = logging.getLogger("sipactors.proxy")
 
@@ -87,7 +87,14 @@ class Cancel:
     """The upstream client's CANCEL matched this context's INVITE (§16.10)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Forward to the first targets. Mail rather than ``on_start``, so that a failure in it is the
+    actor's to contain (``on_failure``): pykka only logs one in ``on_start``."""
+
+
 CANCEL = Cancel()
+START = Start()
 
 
 class ProxyContext(TimedActor):
@@ -115,9 +122,6 @@ class ProxyContext(TimedActor):
     def state(self) -> str:
         return self.c.state
 
-    def on_start(self) -> None:
-        self.step("start", None)
-
     # -- mail -----------------------------------------------------------------------------------------
     def on_receive(self, message: Any) -> None:
         kind = type(message)
@@ -137,6 +141,8 @@ class ProxyContext(TimedActor):
             self._timer_c(self._branch(int(message.timer[1:])))
         elif kind is Cancel:
             self.step("cancel", None)
+        elif kind is Start:
+            self.step("start", None)
         else:
             raise TypeError(f"a proxy context does not take {message!r}")
 
@@ -158,13 +164,12 @@ class ProxyContext(TimedActor):
             self._cancel_timer(CancelTimer(f"C{branch.index}"))
 
     def _timer_c(self, branch: Branch) -> None:
-        """§16.8: Timer C fired. With a provisional response the branch is CANCELled (and given 64*T1 for
-        its final response); without one, or already CANCELled, it counts as a 408."""
+        """§16.8: Timer C fired. With a provisional response the branch is CANCELled; without one, or
+        CANCELled already and silent for 64*T1 since (§9.1), it counts as a 408."""
         if not branch.pending:
             return
         if branch.provisional and not branch.cancel_sent:
             self.step("branch_timeout", BranchEvent(branch))
-            self._start_timer(StartTimer(f"C{branch.index}", CANCEL_GRACE_MS))
         else:
             self.step("branch_final", BranchEvent(branch, self.context.synthesize(branch, 408)))
 
@@ -196,8 +201,7 @@ class ProxyContext(TimedActor):
         resolver = self.owner.resolver
         if getattr(resolver, "blocking", False):
             ref, index = self.actor_ref, branch.index
-            future = self.owner.executor().submit(resolver.resolve, uri)
-            future.add_done_callback(lambda done: ref.tell(_resolved(index, done)))
+            self.owner.lookup(uri, lambda done: ref.tell(_resolved(index, done)))
             return
         try:
             targets = resolver.resolve(uri)
@@ -237,6 +241,8 @@ class ProxyContext(TimedActor):
         key = self.layer.send_request(cancel_for(branch.request), destination)
         self.keys.append(key)
         self.owner.branches[key] = (self, None)  # the CANCEL's own response is hop-by-hop: ignored
+        # §9.1: with no final response 64*T1 after the CANCEL, the INVITE is given up; Timer C says when.
+        self._start_timer(StartTimer(f"C{branch.index}", CANCEL_GRACE_MS))
 
     def _reset_timer_c(self, effect: ResetTimerC) -> None:
         self._start_timer(StartTimer(f"C{effect.branch.index}", self.owner.role.policy.timer_c_ms))
@@ -283,11 +289,21 @@ class Proxy:
         self.branches: dict[Any, tuple[ProxyContext, int | None]] = {}
         self.serial = itertools.count(1)
         self._executor: ThreadPoolExecutor | None = None
+        self.lookups: set[Future[list[Target]]] = set()  # blocking lookups under way (a test may wait for them)
 
-    def executor(self) -> ThreadPoolExecutor:
+    def lookup(self, uri: Any, done: Callable[[Future[list[Target]]], None]) -> None:
+        """Resolve ``uri`` with a blocking resolver on the thread pool; ``done(future)`` runs on that thread
+        (it must only tell an actor or schedule a call)."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sipactors-resolve")
-        return self._executor
+        future = self._executor.submit(self.resolver.resolve, uri)
+        self.lookups.add(future)
+
+        def finished(future: Future[list[Target]]) -> None:
+            self.lookups.discard(future)
+            done(future)
+
+        future.add_done_callback(finished)
 
     def close(self) -> None:
         if self._executor is not None:
@@ -313,6 +329,7 @@ class Proxy:
             return
         context: ProxyContext = ProxyContext.spawn(self, layer, key, decision, layer.new_tag(), next(self.serial))
         self.contexts[key] = context
+        context.actor_ref.tell(START)
 
     def cancel(self, layer: Any, key: Any, cancel: Request) -> None:
         """§16.10: a CANCEL matching a context's INVITE gets 200 and cancels the context; otherwise 481."""
@@ -330,13 +347,28 @@ class Proxy:
         if forwarded is None:
             log.info("dropped an ACK from %s that came on no route of ours", source)
             return
+        uri = next_hop_uri(forwarded)
+        if getattr(self.resolver, "blocking", False):
+            def send(done: Future[list[Target]]) -> None:
+                answer = _resolved(0, done)
+                layer.scheduler.call_later(0, lambda: self._send_ack(layer, forwarded, list(answer.targets)))
+
+            self.lookup(uri, send)
+            return
         try:
-            targets = [t for t in self.resolver.resolve(next_hop_uri(forwarded)) if t.transport in SEND_TRANSPORTS]
+            targets = self.resolver.resolve(uri)
         except ResolutionError as error:
             log.info("dropped an ACK: %s", error)
             return
-        if targets:
-            layer.send(forwarded, targets[0].address)
+        self._send_ack(layer, forwarded, targets)
+
+    @staticmethod
+    def _send_ack(layer: Any, ack: Request, targets: list[Target]) -> None:
+        usable = [target for target in targets if target.transport in SEND_TRANSPORTS]
+        if usable:
+            layer.send(ack, usable[0].address)
+        else:
+            log.info("dropped an ACK: no next hop for %s", next_hop_uri(ack))
 
     def upstream(self, layer: Any, key: Any, response: Response) -> None:
         """A response for the server transaction ``key``; statelessly by its Via once that is gone (a 2xx
