@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_serve import _options, _udp, server  # noqa: F401 - the server fixture
+from tests.interop.users import with_users
 
 HERE = Path(__file__).resolve().parent / "sipp"
 SIPP = shutil.which("sipp")
@@ -61,22 +62,6 @@ def _injection(path: Path, users: list[str]) -> Path:
     return path
 
 
-def _with_users(store: Path, users: list[str], tmp: Path) -> list[str]:
-    """Add ``users`` (domain 127.0.0.1, password "secret") to ``store``; the server options for a config that
-    offers MD5 alone: SIPp 3.6 reads the first challenge only and computes MD5 only (the default offers
-    SHA-256 first, RFC 8760 §2.4; ``test_registrar.py`` checks that with its own client)."""
-    for user in users:
-        added = subprocess.run(
-            [sys.executable, "-m", "sipactors", "users", "add", f"{user}@127.0.0.1", "--password", "secret",
-             "--store", f"sqlite:///{store}"],
-            capture_output=True, text=True, timeout=60,
-        )
-        assert added.returncode == 0, added.stderr
-    config = tmp / "sipactors.toml"
-    config.write_text('[auth]\nalgorithms = ["MD5"]\n')
-    return ["--config", str(config)]
-
-
 def _register_run(scenario: str, port: int, users: list[str], tmp: Path, calls: int) -> subprocess.CompletedProcess[str]:
     """The shared bench's REGISTER scenario (one user of the injection file per call) against ``port``."""
     assert SIPP is not None
@@ -109,12 +94,12 @@ def test_sipp_registers_without_authentication_rfc3261_10(tmp_path: Path) -> Non
 
 def test_sipp_registers_with_digest_authentication_rfc3261_22(tmp_path: Path) -> None:
     """``register_auth.xml``: 401 with a digest challenge, then the REGISTER with credentials gets 200
-    (MD5 only, see ``_with_users``)."""
+    (MD5 only, see ``tests/interop/users.py``)."""
     from tests.e2e.test_serve import start_server, stop_server
 
     store = tmp_path / "sipactors.db"
     users = [f"u{n}" for n in range(1, 4)]
-    port, process, _ = start_server(store, *_with_users(store, users, tmp_path))
+    port, process, _ = start_server(store, *with_users(store, users, tmp_path))
     try:
         result = _register_run("register_auth.xml", port, users, tmp_path, calls=9)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -161,7 +146,7 @@ def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str]) -> None
     from tests.e2e.test_serve import start_server, stop_server
 
     store = tmp / "sipactors.db"
-    options = _with_users(store, ["uas", *users], tmp) if users else []
+    options = with_users(store, ["uas", *users], tmp) if users else []
     trace = tmp / "trace.jsonl"
     port, proxy, _ = start_server(store, "--trace", str(trace), *options)
     uas_dir, uac_dir = tmp / "uas", tmp / "uac"
