@@ -1,17 +1,20 @@
 """The registrar of ``sipactors serve`` over real sockets and a real SQLite file (RFC 3261 §10.3, §22): open
 when the store has no users (and the banner says so), digest-authenticated once a user exists, and its
-bindings survive a ``kill -9``."""
+bindings survive a ``kill -9``: after a restart a call for the AOR reaches the device."""
 
 from __future__ import annotations
 
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from sipactors.message import parse
+from sipactors.message import parse, parse_uri
+from sipactors.message.build import response_for
 from sipactors.roles.digest import ha1, request_digest
 from tests.e2e.test_serve import REPO, start_server, stop_server
 
@@ -106,23 +109,92 @@ def test_a_user_in_the_store_makes_register_digest_authenticated_rfc3261_22(tmp_
         stop_server(process)
 
 
-def test_a_binding_survives_kill_9_and_a_restart(tmp_path: Path) -> None:
+def _invite(caller: int, aor: str, call_id: str) -> bytes:
+    """An INVITE for ``aor`` from a caller on UDP port ``caller`` of 127.0.0.1."""
+    return (
+        f"INVITE {aor} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{caller};branch=z9hG4bK{call_id};rport\r\n"
+        f"Max-Forwards: 70\r\nTo: <{aor}>\r\nFrom: <sip:erin@127.0.0.1>;tag={call_id}\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:erin@127.0.0.1:{caller}>\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def _call_reaches(device: socket.socket, port: int, aor: str, call_id: str) -> tuple[list[bytes], object]:
+    """A caller sends an INVITE for ``aor`` to the server at ``port``; ``device`` (the bound contact) answers
+    every INVITE it receives with 200 (RFC 3261 §13.3.1.4). The caller takes the 200, acknowledges it along
+    the Record-Route set or to the Contact (§13.2.2.4) and returns what the device received and the 200."""
+    received: list[bytes] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller:
+        caller.bind(("127.0.0.1", 0))
+        own = caller.getsockname()[1]
+        caller.sendto(_invite(own, aor, call_id), ("127.0.0.1", port))
+        deadline = time.monotonic() + 10
+        final: object = None
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([device, caller], [], [], max(0.0, deadline - time.monotonic()))
+            if device in ready:
+                data, source = device.recvfrom(65535)
+                received.append(data)
+                request = parse(data)
+                if request.is_request and request.method == "INVITE":  # type: ignore[union-attr]
+                    contact = f"<sip:dave@127.0.0.1:{device.getsockname()[1]}>"
+                    answer = response_for(request, 200, to_tag="dev1", headers=[("Contact", contact)])  # type: ignore[arg-type]
+                    for route in request.get_fields("Record-Route"):
+                        answer.add_header("Record-Route", route.value)  # §12.1.1: copied into the 2xx
+                    device.sendto(answer.to_bytes(), source)
+                elif request.is_request and request.method == "ACK":  # type: ignore[union-attr]
+                    return received, final
+            if caller in ready:
+                response = parse(caller.recvfrom(65535)[0])
+                if response.is_request or response.status < 200:  # type: ignore[union-attr]
+                    continue
+                final = response
+                if response.status >= 300:  # type: ignore[union-attr]
+                    return received, final
+                routes = [field.value for field in reversed(response.get_fields("Record-Route"))]
+                target = response.contact[0].uri  # type: ignore[union-attr,index]
+                ack = (
+                    f"ACK {target.render()} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{own};branch=z9hG4bK{call_id}a;rport\r\n"
+                    + "".join(f"Route: {route}\r\n" for route in routes)
+                    + f"Max-Forwards: 70\r\nTo: {response.header_text('To')}\r\nFrom: <sip:erin@127.0.0.1>;tag={call_id}\r\n"
+                    f"Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+                ).encode()
+                next_hop = parse_uri(routes[0].strip("<>").split(">")[0]) if routes else target
+                caller.sendto(ack, (next_hop.host, next_hop.port or 5060))  # type: ignore[union-attr]
+        return received, final
+
+
+def test_a_binding_survives_kill_9_and_a_restart_and_a_call_reaches_the_device(tmp_path: Path) -> None:
     """Registrations survive a restart (the brief's standard): the 200 is sent after the binding is
-    committed to SQLite, so killing the server outright loses nothing it acknowledged."""
+    committed to SQLite, so killing the server outright loses nothing it acknowledged. After the restart
+    the binding is listed, and an INVITE for the AOR is proxied to the device (RFC 3261 §16.5): the device
+    answers 200, the caller gets it, and the ACK reaches the device."""
     store = tmp_path / "sipactors.db"
-    port, process, _ = start_server(store)
-    try:
-        response = _exchange(port, _register(port, "carol", "c4", 1, contact="sip:carol@192.0.2.30:5070"))
-        assert response.status == 200  # type: ignore[attr-defined]
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-    finally:
-        stop_server(process)
-    port, process, _ = start_server(store)
-    try:
-        query = _exchange(port, _register(port, "carol", "c5", 1, contact=None, expires=None))
-        assert query.status == 200  # type: ignore[attr-defined]
-        [(uri, expires)] = _contacts(query)
-        assert uri == "sip:carol@192.0.2.30:5070" and expires is not None and 3500 < int(expires) <= 3600
-    finally:
-        stop_server(process)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as device:
+        device.bind(("127.0.0.1", 0))
+        device.settimeout(5)
+        contact = f"sip:dave@127.0.0.1:{device.getsockname()[1]}"
+        port, process, _ = start_server(store)
+        try:
+            response = _exchange(port, _register(port, "dave", "c4", 1, contact=contact))
+            assert response.status == 200  # type: ignore[attr-defined]
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+        finally:
+            stop_server(process)
+        listed = _cli("bindings", "list", "--store", f"sqlite:///{store}")
+        assert listed.returncode == 0 and contact in listed.stdout, listed.stdout
+        port, process, _ = start_server(store)
+        try:
+            query = _exchange(port, _register(port, "dave", "c5", 1, contact=None, expires=None))
+            assert query.status == 200  # type: ignore[attr-defined]
+            [(uri, expires)] = _contacts(query)
+            assert uri == contact and expires is not None and 3500 < int(expires) <= 3600
+            received, final = _call_reaches(device, port, "sip:dave@127.0.0.1", "c6")
+        finally:
+            stop_server(process)
+    invites = [parse(data) for data in received if data.startswith(b"INVITE ")]
+    assert invites, f"the device received no INVITE; the caller got {final!r}"
+    assert invites[0].uri.render() == contact  # type: ignore[union-attr]  # §16.5: the Request-URI is the contact
+    assert len(invites[0].via) == 2  # the proxy's Via on top of the caller's (§16.6 step 8)
+    assert final is not None and final.status == 200, final  # type: ignore[attr-defined]
+    assert any(data.startswith(b"ACK ") for data in received), received

@@ -2,14 +2,15 @@
 over UDP on 127.0.0.1 (RFC 3261 §10), with digest authentication (§22), and unregisters when it quits.
 
 baresip 1.0 (Debian 12) computes MD5 digests only and gives up at the first challenge it cannot answer, so
-the authenticated server here offers MD5 alone (the default offers SHA-256 first, RFC 8760 §2.4). Calls
-between two baresip instances need the proxy (issue 4) and are not tested yet.
+the authenticated server here offers MD5 alone (the default offers SHA-256 first, RFC 8760 §2.4). Two
+baresip instances register, and one calls the other through the proxy (RFC 3261 §16): the callee answers by
+itself, the caller hangs up, and both see the call end (``tests/interop/baresip.py`` drives them).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,30 +18,18 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_serve import REPO, start_server, stop_server
-
-BARESIP = shutil.which("baresip")
+from tests.interop.baresip import BARESIP, Baresip, config
+from tests.interop.users import with_users
 
 if BARESIP is None and os.environ.get("SIPACTORS_REQUIRE_INTEROP"):
     raise RuntimeError("baresip (Debian baresip-core) is required here: .ci/run installs it")
 pytestmark = pytest.mark.skipif(BARESIP is None, reason="baresip (Debian baresip-core) is not installed; .ci/run installs it")
 
-#: No sound device: the g711 codec, files for audio in and out, and the account module.
-CONFIG = """\
-sip_listen		127.0.0.1:0
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			aufile.so
-module_app		account.so
-audio_player		aufile,/dev/null
-audio_source		aufile,/dev/null
-"""
-
-
 def _baresip(home: Path, account: str, seconds: int = 3) -> str:
     """Run baresip (configuration in ``home``) with one account for ``seconds`` (its own -t timer: it
     registers at start and unregisters as it quits); its output."""
     home.mkdir()
-    (home / "config").write_text(CONFIG)
+    (home / "config").write_text(config())
     (home / "accounts").write_text(account + "\n")
     assert BARESIP is not None
     result = subprocess.run(
@@ -71,15 +60,7 @@ def test_baresip_registers_to_the_open_registrar_and_unregisters_on_quit(tmp_pat
 
 def test_baresip_registers_with_digest_authentication(tmp_path: Path) -> None:
     store = tmp_path / "sipactors.db"
-    added = subprocess.run(
-        [sys.executable, "-m", "sipactors", "users", "add", "bob@127.0.0.1", "--password", "secret",
-         "--store", f"sqlite:///{store}"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
-    )
-    assert added.returncode == 0, added.stderr
-    config = tmp_path / "sipactors.toml"
-    config.write_text('[auth]\nalgorithms = ["MD5"]\n')
-    port, process, _ = start_server(store, "--config", str(config))
+    port, process, _ = start_server(store, *with_users(store, ["bob"], tmp_path))
     try:
         right = _baresip(tmp_path / "right", f"<sip:bob@127.0.0.1:{port}>;auth_pass=secret;regint=60")
         assert "200 OK" in right and "[1 binding]" in right, right
@@ -88,3 +69,41 @@ def test_baresip_registers_with_digest_authentication(tmp_path: Path) -> None:
         assert "200 OK" not in wrong and "403 Too Many Failed Authentications" in wrong, wrong
     finally:
         stop_server(process)
+
+
+@pytest.mark.parametrize("users", [False, True], ids=["open", "digest"])
+def test_two_baresips_register_and_one_calls_the_other_through_the_proxy_rfc3261_16(tmp_path: Path, users: bool) -> None:
+    """Bob registers with ``answermode=auto``, Alice registers and dials ``sip:bob@`` the server: the proxy
+    finds Bob's binding and forwards the INVITE to his contact, his 200 comes back to Alice, the call is
+    established on both sides; Alice hangs up and Bob sees the call closed by his peer (the BYE reached
+    him). With users in the store both authenticate: 401 for their REGISTERs, and Alice's INVITE gets
+    407 (RFC 3261 §22.3) before it is forwarded."""
+    store, trace = tmp_path / "sipactors.db", tmp_path / "trace.jsonl"
+    options = with_users(store, ["alice", "bob"], tmp_path) if users else []
+    credentials = ";auth_pass=secret" if users else ""
+    port, process, _ = start_server(store, "--trace", str(trace), *options)
+    try:
+        with Baresip(tmp_path / "bob", f"<sip:bob@127.0.0.1:{port}>;regint=60;answermode=auto{credentials}") as bob:
+            assert bob.wait_for("REGISTER_OK")["param"].startswith("200")
+            with Baresip(tmp_path / "alice", f"<sip:alice@127.0.0.1:{port}>;regint=60{credentials}") as alice:
+                assert alice.wait_for("REGISTER_OK")["param"].startswith("200")
+                alice.command("dial", f"sip:bob@127.0.0.1:{port}")
+                outgoing = alice.wait_for("CALL_ESTABLISHED", unless="CALL_CLOSED")
+                incoming = bob.wait_for("CALL_ESTABLISHED", unless="CALL_CLOSED")
+                assert outgoing["direction"] == "outgoing" and incoming["direction"] == "incoming"
+                assert incoming["peeruri"].startswith("sip:alice@127.0.0.1") and incoming["id"] == outgoing["id"]
+                alice.command("hangup")
+                assert alice.wait_for("CALL_CLOSED")["id"] == outgoing["id"]
+                closed = bob.wait_for("CALL_CLOSED")
+                assert closed["param"] == "Connection reset by peer", closed  # Bob received Alice's BYE
+            assert "Call established" in alice.output() and "Call established" in bob.output()
+        assert process.poll() is None
+    finally:
+        stop_server(process)
+    records = [r for r in map(json.loads, trace.read_text().splitlines()) if r["type"] == "out" and "message" in r]
+    assert any(r["message"].startswith("SIP/2.0 407") for r in records) == users
+    sent = [(tuple(r["destination"]), r["message"].split(" ")[0]) for r in records if not r["message"].startswith("SIP/")]
+    # the INVITE went to Bob's contact, and the ACK and BYE followed it there through the proxy: it
+    # Record-Routes by default (§16.6 step 4), so the whole dialog passed the server
+    [bob_address] = {destination for destination, method in sent if method == "INVITE"}
+    assert [method for destination, method in sent if destination == bob_address] == ["INVITE", "ACK", "BYE"], sent

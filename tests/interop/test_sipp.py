@@ -1,19 +1,24 @@
 """A real client: SIPp (Debian package sip-tester, installed by .ci/run) against ``sipactors serve`` over
 UDP and TCP on 127.0.0.1: OPTIONS get 200, a malformed request gets 400 with its reason, an oversized one
-513, and the server answers OPTIONS afterwards."""
+513, and the server answers OPTIONS afterwards; SIPp registers (with and without digest authentication), and
+SIPp callers call a registered SIPp UAS through the proxy (../shared/bench's scenarios)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_serve import _options, _udp, server  # noqa: F401 - the server fixture
+from tests.interop.users import with_users
 
 HERE = Path(__file__).resolve().parent / "sipp"
 SIPP = shutil.which("sipp")
@@ -50,11 +55,17 @@ def test_sipp_options_over_udp_and_tcp_malformed_oversized_and_still_answering(s
 SCENARIOS = Path(__file__).resolve().parents[3] / "shared" / "bench" / "scenarios"  # ../shared, as CI has it
 
 
+def _injection(path: Path, users: list[str]) -> Path:
+    """A SIPp injection file: per call the next user ([field0]) and the keyword that makes its credentials
+    ([field1]), password "secret", as ../shared/bench/run.sh writes it."""
+    path.write_text("SEQUENTIAL\n" + "".join(f"{user};[authentication username={user} password=secret]\n" for user in users))
+    return path
+
+
 def _register_run(scenario: str, port: int, users: list[str], tmp: Path, calls: int) -> subprocess.CompletedProcess[str]:
     """The shared bench's REGISTER scenario (one user of the injection file per call) against ``port``."""
     assert SIPP is not None
-    injection = tmp / "users.csv"
-    injection.write_text("SEQUENTIAL\n" + "".join(f"{user};[authentication username={user} password=secret]\n" for user in users))
+    injection = _injection(tmp / "users.csv", users)
     command = [
         SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-inf", str(injection), "-m", str(calls),
         "-r", "50", "-i", "127.0.0.1", "-p", "0", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_err",
@@ -82,23 +93,13 @@ def test_sipp_registers_without_authentication_rfc3261_10(tmp_path: Path) -> Non
 
 
 def test_sipp_registers_with_digest_authentication_rfc3261_22(tmp_path: Path) -> None:
-    """``register_auth.xml``: 401 with a digest challenge, then the REGISTER with credentials gets 200.
-    SIPp 3.6 reads the first challenge only and computes MD5 only, so this server offers MD5 alone (the
-    default offers SHA-256 first, RFC 8760 §2.4; ``test_registrar.py`` checks that with its own client)."""
+    """``register_auth.xml``: 401 with a digest challenge, then the REGISTER with credentials gets 200
+    (MD5 only, see ``tests/interop/users.py``)."""
     from tests.e2e.test_serve import start_server, stop_server
 
     store = tmp_path / "sipactors.db"
     users = [f"u{n}" for n in range(1, 4)]
-    for user in users:
-        added = subprocess.run(
-            [sys.executable, "-m", "sipactors", "users", "add", f"{user}@127.0.0.1", "--password", "secret",
-             "--store", f"sqlite:///{store}"],
-            capture_output=True, text=True, timeout=60,
-        )
-        assert added.returncode == 0, added.stderr
-    config = tmp_path / "sipactors.toml"
-    config.write_text('[auth]\nalgorithms = ["MD5"]\n')
-    port, process, _ = start_server(store, "--config", str(config))
+    port, process, _ = start_server(store, *with_users(store, users, tmp_path))
     try:
         result = _register_run("register_auth.xml", port, users, tmp_path, calls=9)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -106,39 +107,99 @@ def test_sipp_registers_with_digest_authentication_rfc3261_22(tmp_path: Path) ->
         stop_server(process)
 
 
-def test_sipp_calls_through_the_proxy_to_a_registered_sipp_uas_rfc3261_16(tmp_path: Path) -> None:
-    """The shared bench's call scenario: a SIPp UAS (``uas.xml``) registers as user "uas"
-    (``reg_contact.xml``), then ``uac_call.xml`` calls sip:uas@ through ``sipactors serve``: INVITE, 180,
-    200, ACK and BYE along the Record-Route. Every call succeeds, and so does a MESSAGE run."""
+def _free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing holds now (the OS picks it; SIPp binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _bound(port: int) -> bool:
+    """Whether some process holds UDP ``port`` on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def _stop_sipp(process: subprocess.Popen[str]) -> None:
+    """Stop a SIPp this test started, by its PID: SIGINT (it ignores SIGTERM), then SIGKILL."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str]) -> None:
+    """../shared/bench's call run, as ``run.sh call`` drives it: a SIPp UAS (``uas.xml``) on a port of its
+    own, registered as user "uas" with ``reg_contact.xml`` (answering a 401 when users exist), then
+    ``calls`` calls to ``sip:uas@`` the server: INVITE, 100/180, 200, ACK, BYE, 200, each proxied to the UAS
+    (RFC 3261 §16). With ``users`` the store holds them and "uas" (password "secret"), the server offers
+    MD5 (SIPp computes nothing else), and the callers are those users, answering the proxy's 407
+    (``sipp/uac_call_auth.xml``). Both SIPp processes must end with every call successful."""
+    assert SIPP is not None
     from tests.e2e.test_serve import start_server, stop_server
 
-    assert SIPP is not None
-    port, process, _ = start_server(tmp_path / "sipactors.db")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a free port for the UAS
-        probe.bind(("127.0.0.1", 0))
-        uas_port = probe.getsockname()[1]
+    store = tmp / "sipactors.db"
+    options = with_users(store, ["uas", *users], tmp) if users else []
+    trace = tmp / "trace.jsonl"
+    port, proxy, _ = start_server(store, "--trace", str(trace), *options)
+    uas_dir, uac_dir = tmp / "uas", tmp / "uac"
+    uas_dir.mkdir()
+    uac_dir.mkdir()
+    uas_port = _free_udp_port()
     uas = subprocess.Popen(
-        [SIPP, "-sf", str(SCENARIOS / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-nostdin"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [SIPP, "-sf", str(SCENARIOS / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-m", str(calls),
+         "-timeout", "40s", "-timeout_error", "-nostdin", "-trace_err"],
+        cwd=uas_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        common = ["-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "30s", "-timeout_error", "-recv_timeout", "5000"]
+        deadline = time.monotonic() + 10
+        while not _bound(uas_port) and uas.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # SIPp gives no sign that it listens but the bound port
+        assert _bound(uas_port), "the SIPp UAS did not start"
         registered = subprocess.run(
-            [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / "reg_contact.xml"), "-s", "uas", "-key", "uas_addr",
-             f"127.0.0.1:{uas_port}", "-m", "1", *common],
-            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / "reg_contact.xml"), "-s", "uas",
+             "-key", "uas_addr", f"127.0.0.1:{uas_port}", "-au", "uas", "-ap", "secret", "-i", "127.0.0.1",
+             "-p", "0", "-m", "1", "-recv_timeout", "5000", "-timeout", "10s", "-timeout_error", "-nostdin"],
+            capture_output=True, text=True, timeout=30, cwd=uac_dir,
         )
         assert registered.returncode == 0, registered.stdout[-2000:] + registered.stderr[-2000:]
-        for scenario in ("uac_call.xml", "message.xml"):
-            result = subprocess.run(
-                [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-s", "uas", "-m", "20", "-r", "20",
-                 *common, "-trace_err"],
-                capture_output=True, text=True, timeout=90, cwd=tmp_path,
-            )
-            assert result.returncode == 0, scenario + result.stdout[-2000:] + result.stderr[-2000:]
-        assert process.poll() is None
+        command = [SIPP, f"127.0.0.1:{port}", "-s", "uas", "-m", str(calls), "-r", "25", "-i", "127.0.0.1",
+                   "-p", "0", "-recv_timeout", "5000", "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err"]
+        if users:
+            # SIPp 3.6 puts sip:HOST:PORT of the server in the digest uri unless -auth_uri says otherwise:
+            # right for its REGISTERs, whose Request-URI that is, but the digest uri must be the
+            # Request-URI (RFC 2617 §3.2.2.5; the server answers 400 otherwise), here sip:uas@HOST:PORT
+            command += ["-sf", str(HERE / "uac_call_auth.xml"), "-inf", str(_injection(uac_dir / "users.csv", users)),
+                        "-auth_uri", f"uas@127.0.0.1:{port}"]
+        else:
+            command += ["-sf", str(SCENARIOS / "uac_call.xml")]
+        caller = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=uac_dir)
+        server_errors = "" if proxy.poll() is None else proxy.communicate(timeout=5)[1]
+        assert caller.returncode == 0, caller.stdout[-3000:] + caller.stderr[-2000:] + server_errors
+        uas_output, _ = uas.communicate(timeout=20)  # it ends by itself after ``calls`` calls
+        assert uas.returncode == 0, uas_output[-3000:]
     finally:
-        stop_server(process)
-        if uas.poll() is None:
-            uas.kill()
-        uas.wait(timeout=10)
+        _stop_sipp(uas)
+        stop_server(proxy)
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    forwarded = [r for r in records if r["type"] == "out" and r.get("destination") == ["127.0.0.1", uas_port]]
+    for method in ("INVITE", "ACK", "BYE"):  # the proxy sent them all: it Record-Routes (§16.6 step 4)
+        assert sum(r["message"].startswith(method + " ") for r in forwarded) >= calls, method
+    if users:
+        challenges = [r for r in records if r["type"] == "out" and r.get("message", "").startswith("SIP/2.0 407")]
+        assert len(challenges) >= calls  # RFC 3261 §22.3: the proxy challenged every caller
+
+
+def test_sipp_calls_through_the_open_proxy_to_a_registered_sipp_uas_rfc3261_16(tmp_path: Path) -> None:
+    _calls_through_the_proxy(tmp_path, 50, users=[])
+
+
+def test_sipp_calls_through_the_proxy_with_digest_authentication_rfc3261_22_3(tmp_path: Path) -> None:
+    _calls_through_the_proxy(tmp_path, 30, users=[f"u{n}" for n in range(1, 6)])
