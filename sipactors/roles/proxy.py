@@ -310,6 +310,7 @@ def _binding_target(binding: Binding) -> tuple[NameAddr, float, Binding]:
     return NameAddr(uri, params=Params(binding.params)), 1.0 if binding.q is None else binding.q, binding
 
 
+@dataclass
 class ProxyRole:
     """The proxy as the server core runs it: §16.3 to §16.5 for one request, with the location service,
     digest authentication (407, §22.3) and an optional dial plan.
@@ -318,16 +319,12 @@ class ProxyRole:
     octets for a challenge's nonce. ``store`` has ``locations`` and ``users`` (``sipactors.store``).
     """
 
-    def __init__(
-        self, store: Any, policy: ProxyPolicy, authenticator: Authenticator, clock: Callable[[], float],
-        entropy: Callable[[int], bytes], dialplan: DialPlan | None = None,
-    ) -> None:
-        self.store = store
-        self.policy = policy
-        self.authenticator = authenticator
-        self.clock = clock
-        self.entropy = entropy
-        self.dialplan = dialplan
+    store: Any
+    policy: ProxyPolicy
+    authenticator: Authenticator
+    clock: Callable[[], float]
+    entropy: Callable[[int], bytes]
+    dialplan: DialPlan | None = None
 
     def decide(self, request: Request) -> Answer | Plan:
         """What to do with ``request`` (not ACK or CANCEL: those are hop-by-hop or stateless)."""
