@@ -284,6 +284,7 @@ class Plan:
     loop: str  # loop_hash of the request as received
     in_dialog: bool  # arrived on our Record-Route with a To tag: no Record-Route again
     cancel_forks: bool = True  # Request-Disposition no-cancel (RFC 3841 §9.1) leaves the branches be
+    recurse: bool | None = None  # Request-Disposition recurse / no-recurse (RFC 3841 §9.1); None: the policy's
 
 
 def _groups(targets: Sequence[Target], parallel: str | None, fork: str | None) -> tuple[tuple[Target, ...], ...]:
@@ -419,7 +420,8 @@ class ProxyRole:
         if wanted.proxy == "redirect":  # RFC 3841 §9.1: the caller asked for the contacts, not the call
             contact = ", ".join(f"<{t.uri.render()}>;q={t.q:g}" for t in targets)
             return Answer(302, headers=(("Contact", contact),))
-        return Plan(request, _groups(targets, wanted.parallel, wanted.fork), loop, False, wanted.cancel != "no-cancel")
+        recurse = None if wanted.recurse is None else wanted.recurse == "recurse"
+        return Plan(request, _groups(targets, wanted.parallel, wanted.fork), loop, False, wanted.cancel != "no-cancel", recurse)
 
 
 def _aors(uri: SipURI) -> list[str]:
@@ -580,8 +582,10 @@ class ResponseContext:
         return untried or bool(self._recursion_targets(response))
 
     def _recursion_targets(self, response: Response) -> list[Target]:
-        """§16.7 step 4: with recursion configured, the contacts of a 3xx not yet tried."""
-        if not (self.policy.recurse_on_3xx and 300 <= response.status < 400) or self.plan.in_dialog:
+        """§16.7 step 4: with recursion configured (or asked for, RFC 3841 §9.1), the contacts of a 3xx
+        not yet tried."""
+        recurse = self.policy.recurse_on_3xx if self.plan.recurse is None else self.plan.recurse
+        if not (recurse and 300 <= response.status < 400) or self.plan.in_dialog:
             return []
         contacts = response.contact
         if isinstance(contacts, str):
