@@ -80,6 +80,7 @@ class Resolved:
     index: int
     targets: tuple[Target, ...] = ()
     error: str | None = None
+    status: int = 503  # what the branch ends with when there is no target (ResolutionError.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,7 @@ class ProxyContext(TimedActor):
             branch = self._branch(message.index)
             if message.error is not None:
                 log.info("branch %s of %s: %s", branch.index, self.actor_id, message.error)
-            self._send_branch(branch, list(message.targets))
+            self._send_branch(branch, list(message.targets), message.status)
         elif kind is TimerFired:
             self.timers.pop(message.timer, None)
             self._timer_c(self._branch(int(message.timer[1:])))
@@ -207,16 +208,20 @@ class ProxyContext(TimedActor):
             targets = resolver.resolve(uri)
         except ResolutionError as error:
             log.info("branch %s of %s: %s", branch.index, self.actor_id, error)
-            targets = []
+            self._send_branch(branch, [], error.status)
+            return
         self._send_branch(branch, targets)
 
-    def _send_branch(self, branch: Branch, targets: list[Target]) -> None:
+    def _send_branch(self, branch: Branch, targets: list[Target], unresolved: int = 503) -> None:
+        """Send the branch to the first usable target; with none, it ends with ``unresolved``: the
+        resolver's status (404 for a name that definitely has no address, as with --no-dns, RFC 3261
+        §21.4.4; 503 when DNS did not answer, §16.9)."""
         usable = [target for target in targets if target.transport in SEND_TRANSPORTS]
         if branch.cancel_wanted:  # CANCELled before it was sent: it ends as the CANCEL would end it
             self.actor_ref.tell(BranchFailed(branch.index, 487))
             return
         if not usable:  # §16.9 / RFC 3263 §4.3: nowhere to send it
-            self.actor_ref.tell(BranchFailed(branch.index, 503))
+            self.actor_ref.tell(BranchFailed(branch.index, unresolved if not targets else 503))
             return
         assert branch.request is not None
         destination = usable[0].address
@@ -267,7 +272,7 @@ def _resolved(index: int, done: Future[list[Target]]) -> Resolved:
     try:
         return Resolved(index, tuple(done.result()))
     except ResolutionError as error:
-        return Resolved(index, (), str(error))
+        return Resolved(index, (), str(error), error.status)
     except Exception as error:  # a resolver fault is this branch's, not the scheduler's
         return Resolved(index, (), f"resolver failed: {error!r}")
 

@@ -188,3 +188,35 @@ def test_with_users_a_local_caller_and_a_relay_need_407_credentials_rfc3261_22_3
         for peer in (caller, callee, carol):
             peer.close()
         stop_server(process)
+
+
+def test_relay_by_the_hosts_table_and_404_for_a_name_without_dns_rfc3263_4(tmp_path: Path) -> None:
+    """Next hops outside the local domains go through the resolver (RFC 3263 §4): a ``[hosts]`` name
+    reaches its address, and with ``--no-dns`` (as every test server runs) a name the table lacks fails
+    at once with 404 (RFC 3261 §21.4.4), before any packet leaves for it."""
+    store = tmp_path / "sipactors.db"
+    added = subprocess.run([sys.executable, "-m", "sipactors", "users", "add", "alice@127.0.0.1", "--password",
+                            "secret", "--store", f"sqlite:///{store}"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stderr
+    caller, carol = Peer(), Peer("127.0.0.2")
+    config = tmp_path / "sipactors.toml"
+    config.write_text(f'[hosts]\n"carol.lab" = ["127.0.0.2:{carol.port}"]\n')
+    port, process, _ = start_server(store, "--config", str(config))
+    try:
+        for n, (uri, expected) in enumerate((("sip:carol@carol.lab", 200), ("sip:dave@nowhere.invalid", 404))):
+            relay = _head("MESSAGE", uri, caller.port, f"h{n}", 1, to=f"<{uri}>", tag=f"t{n}", call_id=f"hosts{n}")
+            caller.send(relay, port)
+            refused = caller.response()
+            assert refused.status == 407
+            credentials = _digest(refused, "Proxy-Authenticate", "alice", "MESSAGE", uri, f"c{n}")
+            caller.send(relay.replace("CSeq: 1", "CSeq: 2").replace(f"branch=z9hG4bKh{n}", f"branch=z9hG4bKh{n}x")
+                        .replace("Content-Length", f"Proxy-Authorization: {credentials}\nContent-Length"), port)
+            if expected == 200:
+                message = carol.receive()
+                assert isinstance(message, Request) and message.uri.render() == uri
+                carol.send(_answer(message, 200, "OK", "k1", f"sip:carol@127.0.0.2:{carol.port}"), port)
+            assert caller.response().status == expected
+    finally:
+        for peer in (caller, carol):
+            peer.close()
+        stop_server(process)
