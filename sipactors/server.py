@@ -107,6 +107,15 @@ def load_config(
     return config
 
 
+def _advertised(host: str, config: ServerConfig) -> str:
+    """The address the proxy writes in Via and Record-Route for a listener (RFC 3261 §16.6 steps 4, 8): the
+    bound one, unless it is a wildcard, which nobody can send to: then the first configured domain, or
+    the loopback address."""
+    if host in ("0.0.0.0", "::"):
+        return config.domains[0] if config.domains else ("127.0.0.1" if host == "0.0.0.0" else "::1")
+    return host
+
+
 class _Trace:
     def __init__(self, out: TextIO | None) -> None:
         self.out = out
@@ -158,7 +167,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         else:
             raise SystemExit(f"sipactors serve: unknown transport {transport_name!r} (udp or tcp)")
         chosen_port = chosen_port or bound[1]
-        listeners.append(Listener(transport_name.upper(), bound[0], bound[1]))
+        listeners.append(Listener(transport_name.upper(), _advertised(bound[0], config), bound[1]))
         banner.append(f"listening on {transport_name} {bound[0]}:{bound[1]}")
     if udp is None:
         raise SystemExit("sipactors serve: at least one UDP listener is needed (it is the layer's default)")

@@ -32,6 +32,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from sipactors.message import Credentials, ParseError, Request, parse_uri, quote
@@ -39,7 +40,8 @@ from sipactors.message import Credentials, ParseError, Request, parse_uri, quote
 __all__ = [
     "ALGORITHMS", "ANSWERS", "Answer", "Authenticator", "CountResult", "Decision", "DigestPolicy", "Exchange", "Lookup",
     "NEVER_CHALLENGED", "NonceCounts", "NonceMint", "NonceState", "PROXY_TO_USER", "StoredCredentials",
-    "Throttle", "USER_TO_USER", "Verdict", "challenge_values", "ha1", "request_digest", "userhash",
+    "Throttle", "USER_TO_USER", "Verdict", "challenge_values", "ha1", "request_digest", "source_of", "user_lookup",
+    "userhash",
 ]
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,23 @@ class StoredCredentials:
 
 #: Find a user's record: ``lookup(username, realm)``; a store (issue 4) provides it.
 Lookup = Callable[[str, str], StoredCredentials | None]
+
+
+def user_lookup(users: Any) -> Lookup:
+    """The ``Lookup`` of a user store (``sipactors.store.UserStore``): its HA1s of a user in a realm."""
+
+    def lookup(username: str, realm: str) -> StoredCredentials | None:
+        ha1s = users.get(username, realm)
+        return StoredCredentials(username, realm, tuple(sorted(ha1s.items()))) if ha1s is not None else None
+
+    return lookup
+
+
+def source_of(request: Request) -> str:
+    """Who sent a request, for the throttle: the top Via's ``received`` (stamped by the transport layer
+    when it differs from the sent-by, RFC 3261 §18.2.1), else its sent-by host."""
+    top = request.via[0]
+    return top.params.get("received") or top.host
 
 
 # -------------------------------------------------------------------------------------------- nonces

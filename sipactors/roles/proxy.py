@@ -64,7 +64,7 @@ from sipactors.message import (
 )
 from sipactors.message.build import response_for
 from sipactors.roles.callerprefs import order_targets, request_disposition
-from sipactors.roles.digest import PROXY_TO_USER, Authenticator, StoredCredentials
+from sipactors.roles.digest import PROXY_TO_USER, Authenticator, source_of, user_lookup
 from sipactors.store.model import Binding, canonical_aor
 
 __all__ = [
@@ -366,8 +366,8 @@ class ProxyRole:
         """407 with challenges, or a refusal, or None: authenticated, and our credentials removed (§22.3:
         a proxy consumes the Proxy-Authorization of its own realm)."""
         decision = self.authenticator.authenticate(
-            request, realm=realm, source=_source_of(request), now=self.clock(), salt=self.entropy(16),
-            lookup=self._credentials, exchange=PROXY_TO_USER,
+            request, realm=realm, source=source_of(request), now=self.clock(), salt=self.entropy(16),
+            lookup=user_lookup(self.store.users), exchange=PROXY_TO_USER,
         )
         if decision.status is not None:
             return Answer(decision.status, decision.reason, decision.headers)
@@ -375,10 +375,6 @@ class ProxyRole:
         request.fields = keep
         request._index = None
         return None
-
-    def _credentials(self, username: str, realm: str) -> StoredCredentials | None:
-        ha1s = self.store.users.get(username, realm)
-        return StoredCredentials(username, realm, tuple(sorted(ha1s.items()))) if ha1s is not None else None
 
     def _relay(self, request: Request, loop: str, target: Target) -> Answer | Plan:
         """A next hop outside our domains: only for an authenticated local user (no open relay)."""
@@ -393,6 +389,14 @@ class ProxyRole:
         return Plan(request, ((target,),), loop, False)
 
     # -- the location service (§16.5, RFC 3327, RFC 3841) ---------------------------------------------
+    def _bindings(self, uri: SipURI) -> list[Binding]:
+        now = self.clock()
+        for aor in _aors(uri):
+            bindings = self.store.locations.bindings(aor, now)
+            if bindings:
+                return list(bindings)
+        return []
+
     def _local(self, request: Request, loop: str) -> Answer | Plan:
         if request.method != "ACK" and request.method in self.policy.auth_methods and not self._open():
             realm = self._realm(request)
@@ -402,14 +406,7 @@ class ProxyRole:
                     return refused
         uri = request.uri
         assert isinstance(uri, SipURI)  # local() holds only for SIP URIs
-        aor = canonical_aor(SipURI(uri.scheme, uri.host, uri.user, port=uri.port).render())
-        bindings = self.store.locations.bindings(aor, self.clock())
-        if not bindings and uri.port is not None:
-            # local() holds, so the port is one of ours: it says where this proxy listens, not who the user
-            # is. A UA that registered its AOR without it (To: sip:uas@127.0.0.1, as SIPp's bench scenarios
-            # do) is reached at sip:uas@127.0.0.1:PORT too; an AOR registered with the port is found first.
-            bare = canonical_aor(SipURI(uri.scheme, uri.host, uri.user).render())
-            bindings = self.store.locations.bindings(bare, self.clock())
+        bindings = self._bindings(uri)
         if not bindings:
             realm = self.authenticator.policy.realm_for(uri.host.strip("[]"))
             if not self._open() and (uri.user is None or self.store.users.get(uri.user, realm) is None):
@@ -428,18 +425,22 @@ class ProxyRole:
         return Plan(request, _groups(targets, wanted.parallel, wanted.fork), loop, False, wanted.cancel != "no-cancel")
 
 
+def _aors(uri: SipURI) -> list[str]:
+    """The AORs a local Request-URI may name: itself (RFC 3261 §10.3 step 5: its canonical form, port
+    kept), and, when it carries one of our ports, the same without it — the port names this server, and
+    clients register ``sip:user@domain`` and call ``sip:user@domain:port`` (SIPp's bench scenarios do)."""
+    aors = [canonical_aor(SipURI(uri.scheme, uri.host, uri.user, port=uri.port).render())]
+    if uri.port is not None:
+        aors.append(canonical_aor(SipURI(uri.scheme, uri.host, uri.user).render()))
+    return aors
+
+
 def _for_realm(field: HeaderField, realm: str) -> bool:
     try:
         value = field.parsed
     except Exception:  # an unreadable value is not ours: forwarded untouched (§16.6 step 1)
         return False
     return bool(value.get("realm") == realm)
-
-
-def _source_of(request: Request) -> str:
-    """Who sent the request, for the digest throttle (as the registrar's): received, else the sent-by host."""
-    top = request.via[0]
-    return top.params.get("received") or top.host
 
 
 # ----------------------------------------------------------------------------------------- §16.6

@@ -48,7 +48,7 @@ from typing import Any
 
 from sipactors.message import NameAddr, Params, Request, Response, SipURI, unescape
 from sipactors.message.build import response_for
-from sipactors.roles.digest import USER_TO_USER, Authenticator, StoredCredentials
+from sipactors.roles.digest import USER_TO_USER, Authenticator, source_of, user_lookup
 from sipactors.store.model import (
     Binding,
     Change,
@@ -518,8 +518,8 @@ class Registrar:
         if not open_mode:
             domain = request.uri.host if isinstance(request.uri, SipURI) else ""
             decision = self.authenticator.authenticate(
-                request, realm=self.authenticator.policy.realm_for(domain), source=_source_of(request), now=now,
-                salt=self.entropy(16), lookup=self._credentials, exchange=USER_TO_USER,
+                request, realm=self.authenticator.policy.realm_for(domain), source=source_of(request), now=now,
+                salt=self.entropy(16), lookup=user_lookup(self.store.users), exchange=USER_TO_USER,
             )
             if decision.status is not None:
                 return response_for(request, decision.status, decision.reason, to_tag=to_tag, headers=list(decision.headers))
@@ -546,16 +546,3 @@ class Registrar:
             scheduler.call_later(every_ms, tick)
 
         scheduler.call_later(0, tick)
-
-    def _credentials(self, username: str, realm: str) -> StoredCredentials | None:
-        ha1s = self.store.users.get(username, realm)
-        if ha1s is None:
-            return None
-        return StoredCredentials(username, realm, tuple(sorted(ha1s.items())))
-
-
-def _source_of(request: Request) -> str:
-    """Who sent the request, for the digest throttle: the top Via's ``received`` (stamped by the transport
-    layer when it differs from the sent-by, RFC 3261 §18.2.1), else its sent-by host."""
-    top = request.via[0]
-    return top.params.get("received") or top.host

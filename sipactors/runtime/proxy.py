@@ -332,14 +332,17 @@ class Proxy:
         context.actor_ref.tell(START)
 
     def cancel(self, layer: Any, key: Any, cancel: Request) -> None:
-        """§16.10: a CANCEL matching a context's INVITE gets 200 and cancels the context; otherwise 481."""
+        """§16.10: a CANCEL matching an INVITE server transaction gets 200 and cancels its context; 481 otherwise."""
         target = layer.cancel_target(cancel)
-        context = self.contexts.get(target) if target is not None else None
-        if context is None:
+        if target is None:  # §9.2: no such INVITE transaction
             layer.respond(key, response_for(cancel, 481, to_tag=layer.new_tag()))
             return
+        # §9.2: the CANCEL is answered 200 whether or not it still changes anything (an INVITE the proxy
+        # answered itself, 407 say, has no context: the CANCEL has "no effect" on it).
         layer.respond(key, response_for(cancel, 200, to_tag=layer.new_tag()))
-        context.actor_ref.tell(CANCEL)
+        context = self.contexts.get(target)
+        if context is not None:
+            context.actor_ref.tell(CANCEL)
 
     def ack(self, layer: Any, request: Request, source: Any) -> None:
         """§16.11: the ACK for a 2xx, forwarded statelessly along its route set."""

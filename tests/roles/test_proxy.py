@@ -162,6 +162,13 @@ def test_no_binding_is_480_and_an_unknown_user_404_once_users_exist_rfc3261_16_5
     assert _role(store).decide(_request(from_uri="sip:alice@elsewhere.org")) == Answer(404)
 
 
+def test_a_request_uri_with_our_port_finds_the_aor_registered_without_it() -> None:
+    store = MemoryStore()
+    _bind(store, "sip:bob@192.0.2.21")
+    plan = _role(store).decide(_request(uri="sip:bob@example.com:5060"))
+    assert isinstance(plan, Plan) and [t.uri.render() for g in plan.groups for t in g] == ["sip:bob@192.0.2.21"]
+
+
 def test_a_device_beside_us_on_our_address_is_not_our_domain() -> None:
     assert POLICY.local(parse_uri("sip:bob@192.0.2.9"))
     assert not POLICY.local(parse_uri("sip:bob@192.0.2.9:5070"))
