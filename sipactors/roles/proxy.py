@@ -284,6 +284,7 @@ class Plan:
     loop: str  # loop_hash of the request as received
     in_dialog: bool  # arrived on our Record-Route with a To tag: no Record-Route again
     cancel_forks: bool = True  # Request-Disposition no-cancel (RFC 3841 §9.1) leaves the branches be
+    recurse: bool | None = None  # Request-Disposition recurse / no-recurse (RFC 3841 §9.1); None: the policy's
 
 
 def _groups(targets: Sequence[Target], parallel: str | None, fork: str | None) -> tuple[tuple[Target, ...], ...]:
@@ -310,6 +311,7 @@ def _binding_target(binding: Binding) -> tuple[NameAddr, float, Binding]:
     return NameAddr(uri, params=Params(binding.params)), 1.0 if binding.q is None else binding.q, binding
 
 
+@dataclass
 class ProxyRole:
     """The proxy as the server core runs it: §16.3 to §16.5 for one request, with the location service,
     digest authentication (407, §22.3) and an optional dial plan.
@@ -318,16 +320,12 @@ class ProxyRole:
     octets for a challenge's nonce. ``store`` has ``locations`` and ``users`` (``sipactors.store``).
     """
 
-    def __init__(
-        self, store: Any, policy: ProxyPolicy, authenticator: Authenticator, clock: Callable[[], float],
-        entropy: Callable[[int], bytes], dialplan: DialPlan | None = None,
-    ) -> None:
-        self.store = store
-        self.policy = policy
-        self.authenticator = authenticator
-        self.clock = clock
-        self.entropy = entropy
-        self.dialplan = dialplan
+    store: Any
+    policy: ProxyPolicy
+    authenticator: Authenticator
+    clock: Callable[[], float]
+    entropy: Callable[[int], bytes]
+    dialplan: DialPlan | None = None
 
     def decide(self, request: Request) -> Answer | Plan:
         """What to do with ``request`` (not ACK or CANCEL: those are hop-by-hop or stateless)."""
@@ -422,7 +420,8 @@ class ProxyRole:
         if wanted.proxy == "redirect":  # RFC 3841 §9.1: the caller asked for the contacts, not the call
             contact = ", ".join(f"<{t.uri.render()}>;q={t.q:g}" for t in targets)
             return Answer(302, headers=(("Contact", contact),))
-        return Plan(request, _groups(targets, wanted.parallel, wanted.fork), loop, False, wanted.cancel != "no-cancel")
+        recurse = None if wanted.recurse is None else wanted.recurse == "recurse"
+        return Plan(request, _groups(targets, wanted.parallel, wanted.fork), loop, False, wanted.cancel != "no-cancel", recurse)
 
 
 def _aors(uri: SipURI) -> list[str]:
@@ -583,8 +582,10 @@ class ResponseContext:
         return untried or bool(self._recursion_targets(response))
 
     def _recursion_targets(self, response: Response) -> list[Target]:
-        """§16.7 step 4: with recursion configured, the contacts of a 3xx not yet tried."""
-        if not (self.policy.recurse_on_3xx and 300 <= response.status < 400) or self.plan.in_dialog:
+        """§16.7 step 4: with recursion configured (or asked for, RFC 3841 §9.1), the contacts of a 3xx
+        not yet tried."""
+        recurse = self.policy.recurse_on_3xx if self.plan.recurse is None else self.plan.recurse
+        if not (recurse and 300 <= response.status < 400) or self.plan.in_dialog:
             return []
         contacts = response.contact
         if isinstance(contacts, str):

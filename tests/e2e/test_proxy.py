@@ -4,20 +4,24 @@ the BYE follow the Record-Route, and every message of the call passes through th
 
 from __future__ import annotations
 
+import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from sipactors.message import Request, Response, parse
-from tests.e2e.test_serve import start_server, stop_server
+from sipactors.roles.digest import ha1, request_digest
+from tests.e2e.test_serve import REPO, start_server, stop_server
 
 
 class Peer:
     """A UDP socket speaking just enough SIP for one call."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.settimeout(5)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.port = self.sock.getsockname()[1]
 
     def send(self, text: str, port: int) -> None:
@@ -118,4 +122,69 @@ def test_no_open_relay_a_foreign_domain_gets_403_in_open_mode(tmp_path: Path) ->
         assert answer.status == 403 and answer.reason == "Relaying Forbidden"
     finally:
         caller.close()
+        stop_server(process)
+
+
+def _digest(challenge: Response, header: str, user: str, method: str, uri: str, cnonce: str) -> str:
+    """Credentials for the first (SHA-256) challenge of ``challenge`` (RFC 7616 §3.4)."""
+    offer = challenge.get_fields(header)[0].value
+    realm, nonce, opaque = (re.search(f'{name}="([^"]*)"', offer).group(1)  # type: ignore[union-attr]
+                            for name in ("realm", "nonce", "opaque"))
+    response = request_digest(ha1(user, realm, "secret", "SHA-256"), "SHA-256", nonce, "00000001", cnonce, method, uri)
+    return (f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", response="{response}", '
+            f'algorithm=SHA-256, qop=auth, nc=00000001, cnonce="{cnonce}", opaque="{opaque}"')
+
+
+def test_with_users_a_local_caller_and_a_relay_need_407_credentials_rfc3261_22_3(tmp_path: Path) -> None:
+    store = tmp_path / "sipactors.db"
+    for user in ("alice", "bob"):
+        added = subprocess.run([sys.executable, "-m", "sipactors", "users", "add", f"{user}@127.0.0.1", "--password",
+                                "secret", "--store", f"sqlite:///{store}"], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert added.returncode == 0, added.stderr
+    port, process, banner = start_server(store)
+    caller, callee, carol = Peer(), Peer(), Peer("127.0.0.2")
+    try:
+        assert any("407" in line for line in banner if line.startswith("proxy:")), banner
+        contact = f"sip:bob@127.0.0.1:{callee.port}"
+        register = _head("REGISTER", "sip:127.0.0.1", callee.port, "r1", 1, to="<sip:bob@127.0.0.1>", tag="r",
+                         call_id="reg1", extra=f"Contact: <{contact}>\n").replace("<sip:alice@", "<sip:bob@")
+        callee.send(register, port)
+        challenge = callee.response()
+        assert challenge.status == 401
+        authorization = _digest(challenge, "WWW-Authenticate", "bob", "REGISTER", "sip:127.0.0.1", "c1")
+        callee.send(register.replace("CSeq: 1", "CSeq: 2").replace("branch=z9hG4bKr1", "branch=z9hG4bKr2")
+                    .replace("Content-Length", f"Authorization: {authorization}\nContent-Length"), port)
+        assert callee.response().status == 200
+
+        invite = _head("INVITE", "sip:bob@127.0.0.1", caller.port, "i1", 1, to="<sip:bob@127.0.0.1>", tag="a1",
+                       call_id="call2")
+        caller.send(invite, port)
+        refused = caller.response()
+        assert refused.status == 407 and [f.value.split(",")[0] for f in refused.get_fields("Proxy-Authenticate")]
+        caller.send(_head("ACK", "sip:bob@127.0.0.1", caller.port, "i1", 1, to=refused.header_text("To") or "",
+                          tag="a1", call_id="call2"), port)  # the ACK of the 407 (§17.1.1.3)
+        credentials = _digest(refused, "Proxy-Authenticate", "alice", "INVITE", "sip:bob@127.0.0.1", "c2")
+        caller.send(invite.replace("CSeq: 1", "CSeq: 2").replace("branch=z9hG4bKi1", "branch=z9hG4bKi2")
+                    .replace("Content-Length", f"Proxy-Authorization: {credentials}\nContent-Length"), port)
+        forwarded = callee.receive()
+        assert isinstance(forwarded, Request) and forwarded.method == "INVITE" and forwarded.uri.render() == contact
+        assert not forwarded.has("Proxy-Authorization")  # §22.3: our realm's credentials stop here
+        callee.send(_answer(forwarded, 486, "Busy Here", "b1", contact), port)
+        assert caller.response().status == 486
+
+        relay_uri = f"sip:carol@127.0.0.2:{carol.port}"  # another domain (still the loopback network)
+        relay = _head("MESSAGE", relay_uri, caller.port, "m1", 1, to=f"<{relay_uri}>", tag="a2", call_id="msg1")
+        caller.send(relay, port)
+        refused = caller.response()
+        assert refused.status == 407
+        credentials = _digest(refused, "Proxy-Authenticate", "alice", "MESSAGE", relay_uri, "c3")
+        caller.send(relay.replace("CSeq: 1", "CSeq: 2").replace("branch=z9hG4bKm1", "branch=z9hG4bKm2")
+                    .replace("Content-Length", f"Proxy-Authorization: {credentials}\nContent-Length"), port)
+        message = carol.receive()
+        assert isinstance(message, Request) and message.method == "MESSAGE"
+        carol.send(_answer(message, 200, "OK", "c1", relay_uri), port)
+        assert caller.response().status == 200
+    finally:
+        for peer in (caller, callee, carol):
+            peer.close()
         stop_server(process)

@@ -117,6 +117,16 @@ def test_a_local_aor_forks_to_its_bindings_equal_q_in_parallel_then_lower_q_rfc3
         ["sip:bob@192.0.2.21", "sip:bob@192.0.2.22"], ["sip:bob@192.0.2.23"]]
 
 
+def test_recurse_directives_reach_the_plan_rfc3841_9_1() -> None:
+    store = MemoryStore()
+    _bind(store, "sip:bob@192.0.2.21")
+    for directive, recurse in (("recurse", True), ("no-recurse", False)):
+        plan = _role(store).decide(_request(extra=f"Request-Disposition: {directive}"))
+        assert isinstance(plan, Plan) and plan.recurse is recurse
+    plan = _role(store).decide(_request())
+    assert isinstance(plan, Plan) and plan.recurse is None
+
+
 @pytest.mark.parametrize(("directive", "shape"), [("parallel", [3]), ("sequential", [1, 1, 1]), ("no-fork", [1])])
 def test_request_disposition_decides_the_forking_rfc3841_9_1(directive: str, shape: list[int]) -> None:
     store = MemoryStore()
@@ -323,6 +333,13 @@ def test_recursion_on_3xx_adds_its_contacts_instead_of_keeping_it_rfc3261_16_7_s
     plain = ResponseContext(Plan(received, ((Target(parse_uri("sip:bob@192.0.2.21")),),), "x", False), POLICY)
     [branch] = plain.open_next_group()
     assert not plain.more_targets(moved)  # not configured: the 3xx is passed back
+    # RFC 3841 §9.1: the caller's recurse / no-recurse decides over the configuration
+    asked = ResponseContext(Plan(received, ((Target(parse_uri("sip:bob@192.0.2.21")),),), "x", False, True, True), POLICY)
+    asked.open_next_group()
+    assert asked.more_targets(moved)
+    refused = ResponseContext(Plan(received, ((Target(parse_uri("sip:bob@192.0.2.21")),),), "x", False, True, False), recursive)
+    refused.open_next_group()
+    assert not refused.more_targets(moved)
 
 
 # ---------------------------------------------------------------------------------- §16.10, §16.11
