@@ -27,6 +27,10 @@ __all__ = ["ManualScheduler", "Runnable", "Scheduler", "ThreadScheduler", "Timer
 log = logging.getLogger("sipactors.scheduler")
 
 
+#: Below this many pending timers the heap is never swept (sweeping a small heap gains nothing).
+_COMPACT_MIN = 4096
+
+
 class Runnable(Protocol):
     def run_slice(self) -> None: ...
 
@@ -43,6 +47,13 @@ class TimerHandle:
 
     def cancel(self) -> None:
         self.cancelled = True
+        # The heap keeps the handle until its time comes (a binding's expiry: an hour); what the callback
+        # holds (an actor's inbox, a message) is let go now.
+        self.callback = _nothing
+
+
+def _nothing() -> None:
+    pass
 
 
 class Scheduler:
@@ -54,6 +65,7 @@ class Scheduler:
         self._ready: deque[Runnable] = deque()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._sequence = itertools.count()
+        self._compact_above = _COMPACT_MIN  # heap size at which cancelled handles are swept out
         self.failures = 0  # exceptions that escaped an actor's slice (each one is logged by the actor)
 
     def now(self) -> float:
@@ -67,8 +79,19 @@ class Scheduler:
     def call_later(self, delay_ms: float, callback: Callable[[], None]) -> TimerHandle:
         handle = TimerHandle(self.now() + (delay_ms if delay_ms > 0 else 0.0), callback)
         heapq.heappush(self._timers, (handle.when, next(self._sequence), handle))
+        if len(self._timers) > self._compact_above:
+            self._compact()
         self._wake()
         return handle
+
+    def _compact(self) -> None:
+        """Drop cancelled handles from the heap. Each REGISTER refresh cancels an expiry timer that would
+        otherwise sit in the heap until it was due; sweeping whenever the heap doubles keeps it in
+        proportion to the live timers at an amortised O(1) per timer."""
+        live = [entry for entry in self._timers if not entry[2].cancelled]
+        heapq.heapify(live)
+        self._timers[:] = live
+        self._compact_above = max(_COMPACT_MIN, 2 * len(live))
 
     def in_scheduler(self) -> bool:
         """Whether the calling code runs inside an actor slice (where blocking would deadlock)."""
