@@ -148,7 +148,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
 
     def deliver(data: bytes, source: Address, transport: Any) -> None:
         assert layer is not None
-        scheduler.call_later(0, lambda: layer.receive(data, source, transport))
+        scheduler.submit(lambda: layer.receive(data, source, transport))
 
     def too_large(data: bytes, source: Address, transport: Any) -> None:
         answer = stateless_400(data[: 64 * 1024], "Message Too Large", 513)
@@ -186,7 +186,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         raise SystemExit("sipactors serve: at least one UDP listener is needed (it is the layer's default)")
     store = open_store(config.store)
     # REGISTERs are committed in groups on a writer thread; their 200s go out from the scheduler thread.
-    committer = committer_for(store, lambda answers: scheduler.call_later(0, answers))
+    committer = committer_for(store, scheduler.submit)
     domains = frozenset(name.lower() for name in ["localhost", *config.domains, *(host for _, host, _ in config.listeners)])
     registrar = Registrar(
         store, RegistrarPolicy(domains, min_expires=config.min_expires, max_expires=config.max_expires),

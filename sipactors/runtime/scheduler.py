@@ -84,6 +84,11 @@ class Scheduler:
         self._wake()
         return handle
 
+    def submit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the scheduler soon; callable from any thread. Unlike ``call_later`` there is
+        no handle (it cannot be cancelled), which lets a threaded scheduler take it without its lock."""
+        self.call_later(0, callback)
+
     def _compact(self) -> None:
         """Drop cancelled handles from the heap. Each REGISTER refresh cancels an expiry timer that would
         otherwise sit in the heap until it was due; sweeping whenever the heap doubles keeps it in
@@ -184,6 +189,11 @@ class ThreadScheduler(Scheduler):
         super().__init__()
         self._condition = threading.Condition()
         self._stopping = False
+        # ``submit``: work handed over by other threads (a datagram from the asyncio loop, a committed batch of
+        # REGISTERs). A deque append is atomic, so the producer takes the lock only to wake a sleeping worker,
+        # instead of a lock, a heap push and a notify per datagram as ``call_later(0, ...)`` costs.
+        self._inbox: deque[Callable[[], None]] = deque()
+        self._sleeping = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -202,6 +212,14 @@ class ThreadScheduler(Scheduler):
         with self._condition:
             return super().call_later(delay_ms, callback)
 
+    def submit(self, callback: Callable[[], None]) -> None:
+        self._inbox.append(callback)
+        # The worker sets _sleeping before its last look at the inbox, and we read it after our append:
+        # either it sees our callback, or we see it asleep (or about to be) and wake it under the lock.
+        if self._sleeping:
+            with self._condition:
+                self._condition.notify()
+
     def _wake(self) -> None:
         self._condition.notify()
 
@@ -212,15 +230,20 @@ class ThreadScheduler(Scheduler):
         self._thread.join(timeout)
 
     def _loop(self) -> None:
+        inbox = self._inbox
         while True:
             with self._condition:
-                while not self._stopping and not self._ready and not self._due():
+                self._sleeping = True
+                while not self._stopping and not self._ready and not inbox and not self._due():
                     wait = (self._timers[0][0] - self.now()) / 1000.0 if self._timers else None
                     self._condition.wait(wait)
+                self._sleeping = False
                 if self._stopping:
                     return
                 due = self._pop_due()
                 actor = self._ready.popleft() if self._ready else None
+            for _ in range(len(inbox)):  # what was handed over so far; later arrivals wait for the next turn
+                self._contained(inbox.popleft())
             for handle in due:
                 if not handle.cancelled:
                     self._contained(handle.callback)

@@ -10,7 +10,7 @@ changes are durable, else what undid them (the registrar then answers 500).
 * ``GroupCommitter``: a writer thread with its own SQLite connection takes every REGISTER waiting and commits
   them in one transaction (``LocationStore.apply_batch``: one savepoint each, so each is all or nothing),
   hence one fsync for the batch instead of one per REGISTER, and none on the scheduler thread. ``done`` is
-  called through ``deliver`` (the scheduler's ``call_later(0, ...)``), so the registrar's state is touched
+  called through ``deliver`` (the scheduler's ``submit``), so the registrar's state is touched
   on the scheduler thread only. Nothing acknowledged is lost: ``done(None)`` comes after ``COMMIT``
   returned, and with ``synchronous=FULL`` (the default) that COMMIT has fsynced the WAL.
 """

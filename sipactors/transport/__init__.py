@@ -1,7 +1,7 @@
 """Transports (RFC 3261 §18) on asyncio: UDP and TCP, with the limits a server needs against abusive peers.
 
 The asyncio loop owns the sockets; the transaction layer runs on the scheduler's worker thread. Bytes that
-arrive are handed to the layer through the scheduler (``call_later(0, ...)``), so the layer and its actors
+arrive are handed to the layer through the scheduler (``submit``), so the layer and its actors
 only ever run on that thread. A UDP datagram to send goes out from that thread at once, on a duplicate of
 the loop's socket (one ``sendto``, which the kernel serialises); TCP bytes, and a datagram the socket
 buffer has no room for, are handed back to the loop with ``call_soon_threadsafe``.

@@ -32,6 +32,7 @@ A failed resolution carries the status a proxy answers in place of the branch it
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -194,7 +195,10 @@ def bare_name(name: str) -> str:
     return name.strip("[]").rstrip(".").lower()
 
 
+@functools.lru_cache(maxsize=4096)
 def is_numeric(host: str) -> bool:
+    """Whether ``host`` is an IP address literal (RFC 3263 §4.2: then no lookup). Cached: a proxy asks it for
+    every request it forwards, mostly for the same few registered contacts, and ``ip_address`` parses."""
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pykka
 import pytest
 
@@ -203,5 +205,34 @@ def test_real_mode_survives_a_failing_callback() -> None:
         scheduler.call_later(0, lambda: 1 / 0)
         scheduler.call_later(1, lambda: done.set("still running"))
         assert done.get(timeout=5) == "still running" and scheduler.failures == 1
+    finally:
+        scheduler.stop()
+
+
+def test_work_submitted_from_other_threads_runs_on_the_worker_in_order() -> None:
+    """``submit`` (a received datagram, a committed REGISTER batch): each producer's callbacks run on the
+    scheduler thread in the order submitted, including ones that arrive while the worker sleeps."""
+    scheduler = ThreadScheduler()
+    ran: list[tuple[int, int, bool]] = []
+    done = pykka.ThreadingFuture()
+
+    def producer(number: int) -> None:
+        for i in range(2000):
+            scheduler.submit(lambda i=i: ran.append((number, i, scheduler.in_scheduler())))
+
+    try:
+        threads = [threading.Thread(target=producer, args=(n,)) for n in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+        scheduler.submit(lambda: done.set(len(ran)))
+        assert done.get(timeout=5) == 6000
+        assert all(on_worker for _, _, on_worker in ran)
+        for number in range(3):
+            assert [i for n, i, _ in ran if n == number] == list(range(2000))
+        later = pykka.ThreadingFuture()
+        scheduler.submit(lambda: later.set("woken"))  # the worker is asleep now: submit must wake it
+        assert later.get(timeout=5) == "woken"
     finally:
         scheduler.stop()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sipactors.store import SCHEMA_VERSION, Binding, MemoryStore, SqliteStore, StoreError, open_store
+from sipactors.store.sqlite import ANY_USERS_TTL
 
 AOR = "sip:bob@biloxi.com"
 
@@ -128,3 +129,26 @@ def test_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
                 "sqlite:///x.db?journal=delete", "/tmp/x.db"):
         with pytest.raises(ValueError):
             open_store(bad)
+
+
+def test_any_user_is_cached_for_a_second_and_own_changes_are_seen_at_once(tmp_path: Path) -> None:
+    """``users.any()`` (asked per request for open mode) keeps its answer for ``ANY_USERS_TTL``: a user that
+    another connection (the ``sipactors users`` CLI) adds is seen once that has passed; ours at once."""
+    url = f"sqlite:///{tmp_path / 'sipactors.db'}"
+    now = [100.0]
+    with open_store(url) as server, open_store(url) as cli:
+        server.users._clock = lambda: now[0]  # type: ignore[attr-defined]
+        assert not server.users.any()
+        cli.users.add("bob", "biloxi.com", "biloxi.com", {"MD5": "00" * 16})
+        assert not server.users.any()  # within the second: the cached answer
+        now[0] += ANY_USERS_TTL
+        assert server.users.any()
+        server.users.remove("bob")
+        assert not server.users.any()  # our own change: at once
+        server.users.add("carol", "biloxi.com", "biloxi.com", {"MD5": "00" * 16})
+        assert server.users.any()
+        cli.users.remove("carol")
+        now[0] += ANY_USERS_TTL - 0.001
+        assert server.users.any()
+        now[0] += 0.001
+        assert not server.users.any()
