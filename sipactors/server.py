@@ -146,9 +146,13 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     trace_file = open(config.trace, "a", encoding="utf-8") if config.trace else None  # noqa: SIM115 - closed below
     layer: TransactionLayer | None = None
 
-    def deliver(data: bytes, source: Address, transport: Any) -> None:
+    def deliver(data: bytes, source: Address, transport: Any) -> None:  # TCP: from the loop's thread
         assert layer is not None
         scheduler.submit(lambda: layer.receive(data, source, transport))
+
+    def receive(data: bytes, source: Address, transport: Any) -> None:  # UDP: on the scheduler thread
+        assert layer is not None
+        layer.receive(data, source, transport)
 
     def too_large(data: bytes, source: Address, transport: Any) -> None:
         answer = stateless_400(data[: 64 * 1024], "Message Too Large", 513)
@@ -161,14 +165,16 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     servers: list[Any] = []
     banner: list[str] = []
     udp: UdpTransport | None = None
+    udp_listeners: list[UdpTransport] = []
     chosen_port: int | None = None
     listeners: list[Listener] = []
     for transport_name, host, port in sorted(config.listeners, key=lambda item: item[0] != "udp"):
         if port == 0 and chosen_port is not None:
             port = chosen_port  # --port 0: TCP takes the port the OS gave UDP
         if transport_name == "udp":
-            protocol = UdpTransport(loop, deliver, too_large)
+            protocol = UdpTransport(loop, receive, too_large)
             udp = udp or protocol  # the first UDP listener is the layer's default transport
+            udp_listeners.append(protocol)
             endpoint, _ = await loop.create_datagram_endpoint(lambda p=protocol: p, local_addr=(host, port))
             servers.append(endpoint)
             bound = endpoint.get_extra_info("sockname")
@@ -206,6 +212,8 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     )
     tu = Core(config.server_name, registrar, proxy)
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file))
+    for protocol in udp_listeners:  # from now on the scheduler thread reads them (ThreadScheduler.watch)
+        protocol.read_on(scheduler.watch)
     prepare()
     print(f"sipactors {__version__}: a SIP server (RFC 3261): OPTIONS, a registrar (RFC 3261 §10) and a stateful "
           f"forking proxy (RFC 3261 §16) for {', '.join(sorted(domains))}", flush=True)

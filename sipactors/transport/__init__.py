@@ -1,10 +1,11 @@
 """Transports (RFC 3261 §18) on asyncio: UDP and TCP, with the limits a server needs against abusive peers.
 
 The asyncio loop owns the sockets; the transaction layer runs on the scheduler's worker thread. Bytes that
-arrive are handed to the layer through the scheduler (``submit``), so the layer and its actors
-only ever run on that thread. A UDP datagram to send goes out from that thread at once, on a duplicate of
-the loop's socket (one ``sendto``, which the kernel serialises); TCP bytes, and a datagram the socket
-buffer has no room for, are handed back to the loop with ``call_soon_threadsafe``.
+arrive on TCP are handed to the layer through the scheduler (``submit``), so the layer and its actors
+only ever run on that thread; ``serve`` has a UDP socket read on that thread itself (``UdpTransport.read_on``).
+A UDP datagram to send goes out from that thread at once, on a duplicate of the loop's socket (one
+``sendto``, which the kernel serialises); TCP bytes, and a datagram the socket buffer has no room for, are
+handed back to the loop with ``call_soon_threadsafe``.
 
 Where a request goes next (RFC 3263) is asked of a ``Resolver`` (``resolve.py``); simulations and tests
 use ``StaticResolver``, which never sends a DNS query; ``dns.py`` holds the DNS resolver (NAPTR, SRV,
@@ -87,6 +88,28 @@ class UdpTransport(asyncio.DatagramProtocol):
         direct, self._direct = self._direct, None
         if direct is not None:
             direct.close()
+
+    def read_on(self, watch: Callable[[socket.socket, Callable[[], None]], None]) -> None:
+        """Receive on another thread from now on: the loop stops reading the socket, and ``watch`` (the
+        scheduler's) calls ``read_ready`` on its thread when datagrams wait, so they reach ``deliver`` there."""
+        assert self.socket is not None and self._direct is not None, "read_on before the endpoint is made"
+        self.socket.pause_reading()  # type: ignore[attr-defined]  # (every selector transport has it)
+        watch(self._direct, self.read_ready)
+
+    def read_ready(self) -> None:
+        """Read the datagrams waiting (a bounded batch, so that actors get their turn) and deliver each."""
+        direct = self._direct
+        if direct is None:
+            return
+        for _ in range(64):
+            try:
+                data, addr = direct.recvfrom(65_536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # (an ICMP error reported on the socket): nothing was received
+                log.debug("UDP receive: %s", error)
+                return
+            self.datagram_received(data, addr)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         source = (str(addr[0]), int(addr[1]))
