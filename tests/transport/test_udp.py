@@ -1,6 +1,7 @@
 """The UDP transport on a real loop and 127.0.0.1 sockets: a datagram the scheduler thread sends leaves at
 once from the listening port (RFC 3581 §4: the response from where the request came in), a full socket
-buffer hands it to the loop instead, and after the socket closes nothing is sent."""
+buffer hands it to the loop instead, and after the socket closes nothing is sent; read on the scheduler
+thread, every datagram reaches the layer there."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pykka
 import pytest
 
+from sipactors.runtime import ThreadScheduler
 from sipactors.transport import UdpTransport
 
 
@@ -69,3 +72,38 @@ def test_nothing_is_sent_once_the_socket_is_closed(udp) -> None:  # type: ignore
     peer.settimeout(0)
     with pytest.raises(BlockingIOError):
         peer.recvfrom(65535)
+
+
+def test_read_on_the_scheduler_delivers_every_datagram_on_its_thread_and_none_on_the_loop(udp) -> None:  # type: ignore[no-untyped-def]
+    """``serve`` has the scheduler thread read the UDP socket (``read_on(scheduler.watch)``): datagrams,
+    also more than one batch of them and ones that arrive while the worker sleeps, reach ``deliver`` in
+    order on that thread, a keep-alive is dropped, and the loop no longer reads the socket."""
+    loop, protocol, endpoint, peer = udp
+    scheduler = ThreadScheduler()
+    got: list[tuple[bytes, Any, bool]] = []
+    done = pykka.ThreadingFuture()
+    later = pykka.ThreadingFuture()
+
+    def deliver(data: bytes, source: Any, transport: Any) -> None:
+        got.append((data, source, scheduler.in_scheduler()))
+        if len(got) == 200:
+            done.set(True)
+        elif len(got) == 201:
+            later.set(True)
+
+    protocol.deliver = deliver
+    try:
+        protocol.read_on(scheduler.watch)
+        address = endpoint.get_extra_info("sockname")
+        for i in range(200):
+            peer.sendto(b"OPTIONS %d" % i, address)
+            if i == 100:
+                peer.sendto(b"\r\n\r\n", address)  # RFC 5626 keep-alive
+        assert done.get(timeout=5)
+        assert [data for data, _, _ in got] == [b"OPTIONS %d" % i for i in range(200)]
+        assert all(source == peer.getsockname() and on_worker for _, source, on_worker in got)
+        peer.sendto(b"OPTIONS last", address)
+        loop.run_until_complete(asyncio.sleep(0.01))  # turns of the loop: it must not take the datagram
+        assert later.get(timeout=5) and got[-1][0] == b"OPTIONS last" and got[-1][2]
+    finally:
+        scheduler.stop()
