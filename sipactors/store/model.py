@@ -17,6 +17,7 @@ Two rules hold for every implementation:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -174,8 +175,12 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+@functools.lru_cache(maxsize=16_384)
 def canonical_aor(uri: str) -> str:
     """RFC 3261 §10.3 step 5: the To URI without its parameters and headers, escapes expanded.
+
+    Cached (a pure function of the text): the registrar asks it twice per REGISTER, mostly for the same
+    AORs over and over, and parsing the URI again was ~4 % of the server's CPU time per REGISTER.
 
     The scheme and host are lower case (§19.1.4: all but userinfo compare case-insensitively); the user
     keeps its case; a port stays (§19.1.4: ``sip:carol@chicago.com`` and ``sip:carol@chicago.com:5060`` are
