@@ -43,6 +43,7 @@ Decisions where the RFC leaves a choice (each is said again where it is made):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -130,9 +131,15 @@ class ProxyPolicy:
         if self.timer_c_ms <= 180_000:
             raise ValueError("Timer C must be greater than 3 minutes (RFC 3261 §16.6 step 11)")
 
-    @property
+    # (cached: asked several times for every request, of a policy that never changes)
+    @functools.cached_property
     def ports(self) -> frozenset[int]:
         return frozenset(listener.port for listener in self.listeners)
+
+    @functools.cached_property
+    def addresses(self) -> frozenset[tuple[str, int]]:
+        """(host, port) of every listener, the host in lower case (a Via naming us, §16.3 item 4)."""
+        return frozenset((listener.host.lower(), listener.port) for listener in self.listeners)
 
     def _our_port(self, uri: SipURI) -> bool:
         port = uri.port if uri.port is not None else (5061 if uri.secure else 5060)
@@ -205,7 +212,7 @@ def _branch_hash(branch: str | None) -> str | None:
 
 def _via_is_ours(via: Via, policy: ProxyPolicy) -> bool:
     port = via.port if via.port is not None else 5060
-    return any(via.host.strip("[]").lower() == item.host.lower() and port == item.port for item in policy.listeners)
+    return (via.host.strip("[]").lower(), port) in policy.addresses
 
 
 def validate(request: Request, policy: ProxyPolicy) -> Answer | None:
