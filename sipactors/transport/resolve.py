@@ -158,7 +158,7 @@ class StaticResolver:
     def resolve(self, uri: URI) -> list[Target]:
         hop = next_hop(uri)
         if hop.numeric:
-            return [Target(hop.transport, hop.name, hop.port or hop.default_port)]
+            return _as_is(hop)
         entries = self.hosts.get(hop.name)
         if not entries:
             raise ResolutionError(uri, f"unknown host {hop.name!r} (static table, no DNS)", 404)
@@ -183,11 +183,18 @@ class HostsFirstResolver:
 
     def resolve(self, uri: URI) -> list[Target]:
         hop = next_hop(uri)
-        if hop.numeric or hop.name in self.hosts:
+        if hop.numeric:  # (the usual case, a registered contact: without reading the URI again)
+            return _as_is(hop)
+        if hop.name in self.hosts:
             return self.hosts.resolve(uri)
         if self.dns is None:
             raise ResolutionError(uri, f"unknown host {hop.name!r}: not in the hosts table, and DNS is off", 404)
         return self.dns.resolve(uri)
+
+
+def _as_is(hop: NextHop) -> list[Target]:
+    """RFC 3263 §4.2: a numeric TARGET is contacted as it is, at the URI's port or the default one."""
+    return [Target(hop.transport, hop.name, hop.port or hop.default_port)]
 
 
 def bare_name(name: str) -> str:
