@@ -202,7 +202,8 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     )
     # next hops per RFC 3263: the [hosts] table first, then DNS unless --no-dns; tel URIs by the dial plan
     proxy = Proxy(
-        ProxyRole(store, proxy_policy, registrar.authenticator, time.time, os.urandom, build_dialplan(config)),
+        ProxyRole(store, proxy_policy, registrar.authenticator, time.time, os.urandom, build_dialplan(config),
+                  locations=registrar),  # the registrar's committed bindings, held in memory
         build_resolver(config),
     )
     tu = Core(config.server_name, registrar, proxy)

@@ -43,7 +43,8 @@ def _first_parsed(index: dict[str, list[HeaderField]], key: str) -> Any:
 def refusal_for(message: Message) -> Refusal | None:
     """The first rule ``message`` breaks, or None. For a message from ``parse``, whose core header fields
     are parsed already."""
-    if message.version.upper() != "SIP/2.0":
+    version = message.version
+    if version != "SIP/2.0" and version.upper() != "SIP/2.0":  # as written, almost always
         return Refusal(505, "Version Not Supported", "RFC 3261 §8.2.2.1, §21.5.6")
     is_request = message.is_request
     if is_request and not isinstance(message.uri, (SipURI, TelURI)):  # type: ignore[attr-defined]

@@ -31,12 +31,9 @@ class Params(tuple[tuple[str, str | None], ...]):
     def __contains__(self, name: object) -> bool:
         if type(name) is not str:
             return False
-        for item_name, _ in self:
-            if item_name == name:
-                return True
         key = name.lower()
         for item_name, _ in self:
-            if item_name.lower() == key:
+            if item_name == name or item_name.lower() == key:  # one pass: most Params hold one or two
                 return True
         return False
 

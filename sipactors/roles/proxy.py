@@ -329,6 +329,9 @@ class ProxyRole:
 
     ``clock`` gives POSIX seconds (bindings and nonces outlive the process); ``entropy(n)`` n random
     octets for a challenge's nonce. ``store`` has ``locations`` and ``users`` (``sipactors.store``).
+    ``locations``, when given, is what the location lookup reads instead of ``store.locations``: anything
+    with ``bindings(aor, now)``, such as the server's ``Registrar``, whose committed view in memory spares
+    the store a query per request.
     """
 
     store: Any
@@ -337,6 +340,7 @@ class ProxyRole:
     clock: Callable[[], float]
     entropy: Callable[[int], bytes]
     dialplan: DialPlan | None = None
+    locations: Any = None
 
     def decide(self, request: Request) -> Answer | Plan:
         """What to do with ``request`` (not ACK or CANCEL: those are hop-by-hop or stateless)."""
@@ -401,7 +405,7 @@ class ProxyRole:
     def _bindings(self, uri: SipURI) -> list[Binding]:
         now = self.clock()
         for aor in _aors(uri):
-            bindings = self.store.locations.bindings(aor, now)
+            bindings = (self.locations or self.store.locations).bindings(aor, now)
             if bindings:
                 return list(bindings)
         return []

@@ -135,11 +135,12 @@ def _stop_sipp(process: subprocess.Popen[str]) -> None:
             process.wait(timeout=5)
 
 
-def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str]) -> None:
+def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str], messages: int = 0) -> None:
     """../shared/bench's call run, as ``run.sh call`` drives it: a SIPp UAS (``uas.xml``) on a port of its
     own, registered as user "uas" with ``reg_contact.xml`` (answering a 401 when users exist), then
     ``calls`` calls to ``sip:uas@`` the server: INVITE, 100/180, 200, ACK, BYE, 200, each proxied to the UAS
-    (RFC 3261 §16). With ``users`` the store holds them and "uas" (password "secret"), the server offers
+    (RFC 3261 §16), then ``messages`` MESSAGEs (``message.xml``, RFC 3428; open mode only: it answers no
+    challenge). With ``users`` the store holds them and "uas" (password "secret"), the server offers
     MD5 (SIPp computes nothing else), and the callers are those users, answering the proxy's 407
     (``sipp/uac_call_auth.xml``). Both SIPp processes must end with every call successful."""
     assert SIPP is not None
@@ -154,7 +155,7 @@ def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str]) -> None
     uac_dir.mkdir()
     uas_port = _free_udp_port()
     uas = subprocess.Popen(
-        [SIPP, "-sf", str(SCENARIOS / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-m", str(calls),
+        [SIPP, "-sf", str(SCENARIOS / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-m", str(calls + messages),
          "-timeout", "40s", "-timeout_error", "-nostdin", "-trace_err"],
         cwd=uas_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -170,8 +171,9 @@ def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str]) -> None
             capture_output=True, text=True, timeout=30, cwd=uac_dir,
         )
         assert registered.returncode == 0, registered.stdout[-2000:] + registered.stderr[-2000:]
-        command = [SIPP, f"127.0.0.1:{port}", "-s", "uas", "-m", str(calls), "-r", "25", "-i", "127.0.0.1",
-                   "-p", "0", "-recv_timeout", "5000", "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err"]
+        common = [SIPP, f"127.0.0.1:{port}", "-s", "uas", "-r", "25", "-i", "127.0.0.1", "-p", "0",
+                  "-recv_timeout", "5000", "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err"]
+        command = [*common, "-m", str(calls)]
         if users:
             # SIPp 3.6 puts sip:HOST:PORT of the server in the digest uri unless -auth_uri says otherwise:
             # right for its REGISTERs, whose Request-URI that is, but the digest uri must be the
@@ -183,6 +185,12 @@ def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str]) -> None
         caller = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=uac_dir)
         server_errors = "" if proxy.poll() is None else proxy.communicate(timeout=5)[1]
         assert caller.returncode == 0, caller.stdout[-3000:] + caller.stderr[-2000:] + server_errors
+        if messages:
+            paged = subprocess.run(
+                [*common, "-m", str(messages), "-sf", str(SCENARIOS / "message.xml")],
+                capture_output=True, text=True, timeout=60, cwd=uac_dir,
+            )
+            assert paged.returncode == 0, paged.stdout[-3000:] + paged.stderr[-2000:]
         uas_output, _ = uas.communicate(timeout=20)  # it ends by itself after ``calls`` calls
         assert uas.returncode == 0, uas_output[-3000:]
     finally:
@@ -198,7 +206,7 @@ def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str]) -> None
 
 
 def test_sipp_calls_through_the_open_proxy_to_a_registered_sipp_uas_rfc3261_16(tmp_path: Path) -> None:
-    _calls_through_the_proxy(tmp_path, 50, users=[])
+    _calls_through_the_proxy(tmp_path, 50, users=[], messages=20)
 
 
 def test_sipp_calls_through_the_proxy_with_digest_authentication_rfc3261_22_3(tmp_path: Path) -> None:
