@@ -107,3 +107,27 @@ def test_two_baresips_register_and_one_calls_the_other_through_the_proxy_rfc3261
     # Record-Routes by default (§16.6 step 4), so the whole dialog passed the server
     [bob_address] = {destination for destination, method in sent if method == "INVITE"}
     assert [method for destination, method in sent if destination == bob_address] == ["INVITE", "ACK", "BYE"], sent
+
+
+def test_a_udp_baresip_calls_a_baresip_registered_over_tcp_rfc3261_18(tmp_path: Path) -> None:
+    """Bob's account says ``;transport=tcp``: he registers over TCP and keeps the connection; Alice calls
+    him over UDP. The proxy forwards the INVITE over TCP (on his connection, or to his TCP contact:
+    RFC 5626 §5.3, RFC 3263 §4.1), with a double Record-Route (RFC 5658), so Bob's ACK-to-BYE dialog
+    reaches him over TCP and Alice's over UDP; Alice hangs up and Bob sees the BYE."""
+    port, process, _ = start_server(tmp_path / "sipactors.db")
+    try:
+        with Baresip(tmp_path / "bob", f"<sip:bob@127.0.0.1:{port};transport=tcp>;regint=60;answermode=auto") as bob:
+            assert bob.wait_for("REGISTER_OK")["param"].startswith("200")
+            with Baresip(tmp_path / "alice", f"<sip:alice@127.0.0.1:{port}>;regint=60") as alice:
+                assert alice.wait_for("REGISTER_OK")["param"].startswith("200")
+                alice.command("dial", f"sip:bob@127.0.0.1:{port}")
+                outgoing = alice.wait_for("CALL_ESTABLISHED", unless="CALL_CLOSED")
+                incoming = bob.wait_for("CALL_ESTABLISHED", unless="CALL_CLOSED")
+                assert outgoing["direction"] == "outgoing" and incoming["direction"] == "incoming"
+                alice.command("hangup")
+                assert alice.wait_for("CALL_CLOSED")["id"] == outgoing["id"]
+                closed = bob.wait_for("CALL_CLOSED")
+                assert closed["param"] == "Connection reset by peer", closed  # Bob received Alice's BYE
+        assert process.poll() is None
+    finally:
+        stop_server(process)
