@@ -282,9 +282,10 @@ class ProxyContext(TimedActor):
 
 def reachable(targets: list[Target], transports: Mapping[str, Any], target: Destination | None = None) -> list[Target]:
     """The resolved ``targets`` a request can be sent to, in order: those over a transport we have. A
-    target registered over TCP (``target.flow``) is reached over TCP whatever its contact resolved to
-    (RFC 5626 §5.3: the device keeps a connection, and may listen on nothing else)."""
-    if target is not None and target.flow is not None:
+    target registered over TCP (``target.flow``) whose contact names no transport is reached over TCP
+    (RFC 5626 §5.3: the device keeps a connection, and may listen on nothing else); a contact that names
+    one is taken at its word (RFC 3263 §4.1)."""
+    if target is not None and target.flow is not None and "transport" not in getattr(target.uri, "params", {}):
         targets = [replace(item, transport="TCP") if item.transport == "UDP" else item for item in targets]
     return [item for item in targets if item.transport in transports]
 

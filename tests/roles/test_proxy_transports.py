@@ -5,7 +5,7 @@ binding registered over TCP is reached over TCP."""
 
 from __future__ import annotations
 
-from sipactors.message import Request, parse
+from sipactors.message import Request, parse, parse_uri
 from sipactors.roles.digest import Authenticator
 from sipactors.roles.proxy import (
     Listener,
@@ -122,3 +122,9 @@ def test_a_binding_with_a_flow_goes_over_tcp_to_its_contact_when_the_flow_is_clo
     hops, uri = [Hop("UDP", "192.0.2.7", 5070)], _request().uri
     assert reachable(hops, TRANSPORTS, Target(uri, flow=("192.0.2.7", 40123))) == [Hop("TCP", "192.0.2.7", 5070)]
     assert reachable(hops, TRANSPORTS, Target(uri)) == hops  # UDP stays the default
+
+
+def test_a_contact_that_names_its_transport_is_taken_at_its_word_rfc3263_4_1() -> None:
+    hops = [Hop("UDP", "192.0.2.7", 5070)]
+    uri = parse_uri("sip:bob@192.0.2.7:5070;transport=udp")
+    assert reachable(hops, TRANSPORTS, Target(uri, flow=("192.0.2.7", 40123))) == hops
