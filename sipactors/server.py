@@ -174,8 +174,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
             servers.append(endpoint)
             bound = endpoint.get_extra_info("sockname")
         elif transport_name == "tcp":
-            stream = TcpTransport(loop, deliver, refuse)
-            tcp = tcp or stream  # one set of connections for every TCP listener: any may reuse one (RFC 5626 §5.3)
+            tcp = tcp or TcpTransport(loop, deliver, refuse)  # one set of connections for every TCP listener (RFC 5626 §5.3)
             server = await asyncio.start_server(tcp.handle, host, port, limit=16_384 * 2)
             servers.append(server)
             bound = server.sockets[0].getsockname()
