@@ -161,6 +161,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     servers: list[Any] = []
     banner: list[str] = []
     udp: UdpTransport | None = None
+    tcp: TcpTransport | None = None
     chosen_port: int | None = None
     listeners: list[Listener] = []
     for transport_name, host, port in sorted(config.listeners, key=lambda item: item[0] != "udp"):
@@ -173,7 +174,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
             servers.append(endpoint)
             bound = endpoint.get_extra_info("sockname")
         elif transport_name == "tcp":
-            tcp = TcpTransport(loop, deliver, refuse)
+            tcp = tcp or TcpTransport(loop, deliver, refuse)  # one set of connections for every TCP listener (RFC 5626 §5.3)
             server = await asyncio.start_server(tcp.handle, host, port, limit=16_384 * 2)
             servers.append(server)
             bound = server.sockets[0].getsockname()
@@ -206,6 +207,8 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     )
     tu = Core(config.server_name, registrar, proxy)
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file))
+    if tcp is not None:  # the proxy forwards over TCP too (RFC 3263 §4.1 transport=tcp, bindings made over TCP)
+        layer.transports[tcp.name] = tcp
     prepare()
     print(f"sipactors {__version__}: a SIP server (RFC 3261): OPTIONS, a registrar (RFC 3261 §10) and a stateful "
           f"forking proxy (RFC 3261 §16) for {', '.join(sorted(domains))}", flush=True)
