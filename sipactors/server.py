@@ -166,6 +166,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     banner: list[str] = []
     udp: UdpTransport | None = None
     udp_listeners: list[UdpTransport] = []
+    tcp: TcpTransport | None = None
     chosen_port: int | None = None
     listeners: list[Listener] = []
     for transport_name, host, port in sorted(config.listeners, key=lambda item: item[0] != "udp"):
@@ -179,7 +180,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
             servers.append(endpoint)
             bound = endpoint.get_extra_info("sockname")
         elif transport_name == "tcp":
-            tcp = TcpTransport(loop, deliver, refuse)
+            tcp = tcp or TcpTransport(loop, deliver, refuse)  # one set of connections for every TCP listener (RFC 5626 §5.3)
             server = await asyncio.start_server(tcp.handle, host, port, limit=16_384 * 2)
             servers.append(server)
             bound = server.sockets[0].getsockname()
@@ -212,6 +213,8 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     )
     tu = Core(config.server_name, registrar, proxy)
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file))
+    if tcp is not None:  # the proxy forwards over TCP too (RFC 3263 §4.1 transport=tcp, bindings made over TCP)
+        layer.transports[tcp.name] = tcp
     for protocol in udp_listeners:  # from now on the scheduler thread reads them (ThreadScheduler.watch)
         protocol.read_on(scheduler.watch)
     prepare()

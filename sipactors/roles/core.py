@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sipactors.message import Request, Response, SipURI
 from sipactors.message.build import response_for
+from sipactors.store.model import Source
 
 if TYPE_CHECKING:
     from sipactors.roles.registrar import Registrar
@@ -89,7 +90,7 @@ class Core:
     def request(self, layer: Any, key: Any, request: Request) -> None:
         if request.method == "REGISTER" and self.registrar is not None:  # RFC 3261 §10.3
             # The registrar answers once the REGISTER's changes are committed (§10.3 step 8).
-            self.registrar.handle(request, layer.new_tag(), lambda response: layer.respond(key, response))
+            self.registrar.handle(request, layer.new_tag(), lambda response: layer.respond(key, response), _source(layer, key))
         elif self._ours(request):
             layer.respond(key, self.answer(request, layer.new_tag()))
         elif request.method == "CANCEL":
@@ -114,3 +115,13 @@ class Core:
     def ack(self, layer: Any, request: Request, source: Any) -> None:
         if self.proxy is not None:  # the ACK for a 2xx the proxy forwarded (RFC 3261 §16.11)
             self.proxy.ack(layer, request, source)
+
+
+def _source(layer: Any, key: Any) -> Source | None:
+    """Where the request of the server transaction ``key`` came from, over which transport (RFC 5626 §6:
+    the flow a registration arrived on), as a binding records it."""
+    peer = layer.peer(key)
+    if peer is None:
+        return None
+    (host, port), transport = peer
+    return Source(getattr(transport, "name", "UDP").lower(), host, port)

@@ -35,6 +35,12 @@ Decisions where the RFC leaves a choice (each is said again where it is made):
 * **Forking:** targets of equal q in parallel, q classes in sequence, highest first (§16.6 last
   paragraph, RFC 3841 §7.2.4); Request-Disposition ``parallel``, ``sequential``, ``no-fork`` and
   ``redirect`` (RFC 3841 §9.1) override that.
+* **Transports.** A branch goes over the transport its next hop resolves to (RFC 3263 §4.1), over TCP
+  when its binding was registered over TCP (:attr:`Target.flow`: RFC 5626 §5.3 flow reuse, the device's
+  connection when it is still open); the top Via names that transport (§18.1.1). When the request came
+  in over one transport and leaves over another, two Record-Route values go in, the outbound leg's on
+  top (RFC 5658 §3.2 "double Record-Route"), so each side of the dialog reaches us over its own transport;
+  a request arriving with both on top pops both (§16.4, RFC 5658 §3.3).
 * **Loop hash** (§16.6 step 8): To tag, From tag, Call-ID, received Request-URI, CSeq number, Route,
   Proxy-Require and Proxy-Authorization, *not* the top Via that §16.6 step 8 lists as "a common way": on a
   loop the top Via is the previous hop's, never the same as on the first pass, so hashing it would make
@@ -71,6 +77,7 @@ from sipactors.store.model import Binding, canonical_aor
 __all__ = [
     "Answer", "Branch", "DEFAULT_AUTH_METHODS", "DialPlan", "Listener", "Plan", "ProxyPolicy", "ProxyRole",
     "ResponseContext", "TIMER_C_MS", "Target", "best_response", "cancel_for", "forward_request", "loop_hash",
+    "record_routes", "via_over",
     "pop_via", "preprocess_routes", "response_hop", "stateless_branch", "validate",
 ]
 
@@ -253,11 +260,12 @@ def preprocess_routes(request: Request, policy: ProxyPolicy) -> tuple[Request, b
     if isinstance(uri, SipURI) and "maddr" in uri.params and policy.ours(uri):
         params = uri.params.without("maddr").without("transport")
         copy.uri = SipURI(uri.scheme, uri.host, uri.user, uri.password, None, params, uri.headers)
-    popped = False
-    if routes and policy.ours(routes[0].uri):
-        _set_routes(copy, routes[1:])
-        popped = True
-    return copy, popped
+    popped = 0
+    while popped < len(routes) and policy.ours(routes[popped].uri):  # both values of a double Record-Route (RFC 5658 §3.3)
+        popped += 1
+    if popped:
+        _set_routes(copy, routes[popped:])
+    return copy, bool(popped)
 
 
 def _set_routes(request: Request, routes: Sequence[NameAddr]) -> None:
@@ -279,6 +287,9 @@ class Target:
     uri: URI
     path: tuple[str, ...] = ()  # RFC 3327 §5.3: the binding's Path, as Route values
     q: float = 1.0
+    #: the address of the TCP connection the binding was registered over (RFC 5626 §5.3, RFC 3261
+    #: §18.2.2): the request goes on it while it is open, else over TCP to the contact; None: UDP or unknown
+    flow: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -424,7 +435,7 @@ class ProxyRole:
         contacts = [_binding_target(binding) for binding in bindings]
         ordered = order_targets(request, [(contact, q) for contact, q, _ in contacts])
         by_text = {contact.uri.render(): binding for contact, _, binding in contacts}
-        targets = [Target(t.contact.uri, by_text[t.contact.uri.render()].path, t.q) for t in ordered]
+        targets = [_target(t.contact.uri, by_text[t.contact.uri.render()], t.q) for t in ordered]
         if not targets:
             return Answer(480, "No Matching Device")  # RFC 3841 §7.2.4: the preferences left nobody
         wanted = request_disposition(request)
@@ -433,6 +444,15 @@ class ProxyRole:
             return Answer(302, headers=(("Contact", contact),))
         recurse = None if wanted.recurse is None else wanted.recurse == "recurse"
         return Plan(request, _groups(targets, wanted.parallel, wanted.fork), loop, False, wanted.cancel != "no-cancel", recurse)
+
+
+def _target(uri: URI, binding: Binding, q: float) -> Target:
+    """A binding's target: its Path (RFC 3327 §5.3), and its flow when it was registered over TCP directly
+    (RFC 5626 §5.3); a binding registered through an edge proxy (with a Path) is reached through that
+    proxy, whose connection is not the device's."""
+    source = binding.source
+    flow = (source.host, source.port) if source is not None and source.transport == "tcp" and not binding.path else None
+    return Target(uri, binding.path, q, flow)
 
 
 def _aors(uri: SipURI) -> list[str]:
@@ -454,21 +474,54 @@ def _for_realm(field: HeaderField, realm: str) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- §16.6
-def forward_request(plan: Plan, target: Target, policy: ProxyPolicy, index: int) -> Request:
-    """The request for one target (§16.6 steps 1-8): the next hop is :func:`next_hop_uri` of it."""
+def forward_request(plan: Plan, target: Target, policy: ProxyPolicy, index: int, transport: str = "UDP") -> Request:
+    """The request for one target (§16.6 steps 1-8), to be sent over ``transport`` (a Via transport
+    token): the next hop is :func:`next_hop_uri` of it."""
     source = plan.request
     request = Request(source.method, _request_uri(target.uri), list(source.fields), source.body, source.version)  # 1, 2
     _set_max_forwards(request, source.max_forwards)  # 3
     if policy.record_route and not plan.in_dialog and request.method in _DIALOG_CREATING:  # 4
-        request.add_header("Record-Route", [policy.record_route_value()], first=True)
+        request.add_header("Record-Route", record_routes(policy, _arrived_over(source), transport), first=True)
     routes = [NameAddr(parse_uri(_bare_uri(path), "Path")) for path in target.path]  # 6 (RFC 3327 §5.3: Path first)
     if routes:
         _set_routes(request, routes + request.route)
     _strict_route_postprocess(request)
-    listener = policy.listener()
+    listener = policy.listener(transport)
     branch = f"{MAGIC_COOKIE}{plan.loop}.{index}"  # 8
     request.add_header("Via", [Via(listener.transport, _host(listener.host), listener.port, Params((("branch", branch),)))], first=True)
     return request
+
+
+def record_routes(policy: ProxyPolicy, inbound: str, outbound: str) -> list[NameAddr]:
+    """§16.6 step 4 for a request that came in over ``inbound`` and leaves over ``outbound``: our value for
+    the outbound transport, and under it the inbound one when they differ and we listen on both (RFC 5658
+    §3.2): the callee reads the list from the top, the caller from the bottom (§12.1.1, §12.1.2)."""
+    values = [policy.record_route_value(outbound)]
+    if inbound != outbound and {inbound, outbound} <= {listener.transport for listener in policy.listeners}:
+        values.append(policy.record_route_value(inbound))
+    return values
+
+
+def _arrived_over(request: Request) -> str:
+    """The transport the previous hop sent ``request`` over: its top Via's (RFC 3261 §18.2.1)."""
+    vias = request.via
+    return vias[0].transport.upper() if vias else "UDP"
+
+
+def via_over(request: Request, policy: ProxyPolicy, transport: str) -> Request:
+    """``request`` with its top Via (ours, §16.6 step 8) naming our listener for ``transport``, the branch
+    kept (§18.1.1: the Via names the transport the request is sent over)."""
+    top = request.via[0]
+    if top.transport.upper() == transport:
+        return request
+    listener = policy.listener(transport)
+    copy = Request(request.method, request.uri, list(request.fields), request.body, request.version)
+    fields = copy.get_fields("Via")
+    vias = list(fields[0].parsed)
+    vias[0] = Via(listener.transport, _host(listener.host), listener.port, top.params)
+    copy.fields[copy.fields.index(fields[0])] = HeaderField("Via", ", ".join(via.render() for via in vias), None, vias)
+    copy._index = None
+    return copy
 
 
 def _bare_uri(text: str) -> str:

@@ -511,6 +511,7 @@ class _Pending:
     reply: Callable[[Response], None]
     user: str | None
     open_mode: bool
+    source: Source | None = None
 
 
 class Registrar:
@@ -567,9 +568,13 @@ class Registrar:
             return []
         return sorted((binding for binding in held.values() if binding.expires > now), key=Binding.order_key)
 
-    def handle(self, request: Request, to_tag: str, reply: Callable[[Response], None]) -> None:
+    def handle(
+        self, request: Request, to_tag: str, reply: Callable[[Response], None], source: Source | None = None,
+    ) -> None:
         """Answer the REGISTER ``request`` through ``reply``: at once for a challenge, a refusal or a query,
-        after the commit for a change."""
+        after the commit for a change. ``source`` is where it came from, over which transport: the bindings
+        it makes keep it, so that a proxy can reach a device over the connection it registered on
+        (RFC 5626 §5.3, RFC 3261 §18.2.2)."""
         user: str | None = None
         open_mode = self.open_mode
         if not open_mode:
@@ -582,7 +587,7 @@ class Registrar:
                 reply(response_for(request, decision.status, decision.reason, to_tag=to_tag, headers=list(decision.headers)))
                 return
             user = decision.username
-        pending = _Pending(request, to_tag, reply, user, open_mode)
+        pending = _Pending(request, to_tag, reply, user, open_mode, source)
         aor = aor_of(request)
         waiting = self._committing.get(aor) if aor is not None else None
         if waiting is not None:
@@ -594,8 +599,8 @@ class Registrar:
         now = self.clock()
         current = self.bindings(aor, now) if aor is not None else []
         outcome = register(
-            pending.request, current, now, self.policy, authenticated_user=pending.user, open_mode=pending.open_mode,
-            aor=aor,
+            pending.request, current, now, self.policy, pending.source, authenticated_user=pending.user,
+            open_mode=pending.open_mode, aor=aor,
         )
         if outcome.status != 200 or not outcome.changes:
             pending.reply(outcome.response(pending.request, pending.to_tag))

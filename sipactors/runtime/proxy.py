@@ -11,6 +11,11 @@ through the server transaction, a CANCEL sent, Timer C run per branch on the sch
   their responses, timeouts and transport errors by key, and the ``Proxy`` passes each to the context that
   owns the key. A response for a key no context owns is a late 2xx to an INVITE (RFC 6026 §7.3: the
   client transaction passes every 2xx): it is forwarded statelessly, by its Via (§16.7 step 9, §16.11).
+* **Transports.** A branch is sent over the transport of its first resolved target the layer has
+  (``layer.transports``: UDP, and TCP when ``serve`` listens on it); a target with a flow (a binding
+  registered over TCP, RFC 5626 §5.3) goes on that connection while it is open, without resolving, else
+  over TCP to its contact (:func:`reachable`). A TCP connection that cannot be opened is the client
+  transaction's transport error: 503 for the branch (§16.9).
 * **Resolvers.** One whose ``blocking`` attribute is true (a DNS resolver) runs on a thread pool, off the
   scheduler thread, and the result is told back to the actor; any other resolves in place.
 * **Failures** are contained: an exception in one context answers ``500`` upstream if no final response
@@ -23,9 +28,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sipactors.fsm import CancelTimer, ProtocolError, StartTimer, Terminated
@@ -40,22 +45,23 @@ from sipactors.roles.proxy import (
     ProxyRole,
     ResponseContext,
     cancel_for,
+    forward_request,
     next_hop_uri,
     pop_via,
     response_hop,
     routed_ack,
+    via_over,
 )
+from sipactors.roles.proxy import Target as Destination
 from sipactors.runtime.timers import TimedActor, TimerFired
 from sipactors.transport.resolve import ResolutionError, Resolver, Target
 
-__all__ = ["BranchFailed", "BranchResponse", "Cancel", "Proxy", "ProxyContext", "Resolved", "Start"]
+__all__ = ["BranchFailed", "BranchResponse", "Cancel", "Proxy", "ProxyContext", "Resolved", "Start", "reachable"]
 
 log = logging.getLogger("sipactors.proxy")
 
 #: §17.1.1.1: 64*T1, the time a CANCELled branch is given for its final response before it counts as 408.
 CANCEL_GRACE_MS = 32_000
-#: The transports this proxy sends requests over: the layer's default (UDP) only, for now.
-SEND_TRANSPORTS = ("UDP",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +118,7 @@ class ProxyContext(TimedActor):
         self.c: ContextState = self.machine.new(self.context, to_tag)
         self.serial = serial
         self.keys: list[Any] = []  # client transactions started, forgotten by the owner at the end
-        self.destinations: dict[int, tuple[str, int]] = {}  # branch index → where its request went
+        self.destinations: dict[int, tuple[tuple[str, int], Any]] = {}  # branch index → where its request went, over what
         self.final_sent = False
 
     @property
@@ -198,6 +204,10 @@ class ProxyContext(TimedActor):
     def _forward(self, effect: Forward) -> None:
         branch: Branch = effect.branch
         assert branch.request is not None
+        flow = branch.target.flow
+        if flow is not None and _open(self.layer.transports.get("TCP"), flow):  # RFC 5626 §5.3: reuse the flow
+            self._send_branch(branch, [Target("TCP", *flow)])
+            return
         uri = next_hop_uri(branch.request)
         resolver = self.owner.resolver
         if getattr(resolver, "blocking", False):
@@ -216,7 +226,7 @@ class ProxyContext(TimedActor):
         """Send the branch to the first usable target; with none, it ends with ``unresolved``: the
         resolver's status (404 for a name that definitely has no address, as with --no-dns, RFC 3261
         §21.4.4; 503 when DNS did not answer, §16.9)."""
-        usable = [target for target in targets if target.transport in SEND_TRANSPORTS]
+        usable = reachable(targets, self.layer.transports, branch.target)
         if branch.cancel_wanted:  # CANCELled before it was sent: it ends as the CANCEL would end it
             self.actor_ref.tell(BranchFailed(branch.index, 487))
             return
@@ -224,9 +234,11 @@ class ProxyContext(TimedActor):
             self.actor_ref.tell(BranchFailed(branch.index, unresolved if not targets else 503))
             return
         assert branch.request is not None
-        destination = usable[0].address
-        key = self.layer.send_request(branch.request, destination)
-        self.destinations[branch.index] = destination
+        destination, transport = usable[0].address, self.layer.transports[usable[0].transport]
+        if usable[0].transport != branch.request.via[0].transport.upper():  # its Via and Record-Route say how it goes
+            branch.request = forward_request(self.context.plan, branch.target, self.owner.role.policy, branch.index, usable[0].transport)
+        key = self.layer.send_request(branch.request, destination, transport)
+        self.destinations[branch.index] = (destination, transport)
         self.keys.append(key)
         self.owner.branches[key] = (self, branch.index)
         if self.context.invite:  # §16.6 step 11
@@ -240,10 +252,10 @@ class ProxyContext(TimedActor):
 
     def _cancel_branch(self, effect: CancelBranch) -> None:
         branch: Branch = effect.branch
-        destination = self.destinations.get(branch.index)
-        if destination is None or branch.request is None:
+        sent = self.destinations.get(branch.index)
+        if sent is None or branch.request is None:
             return  # not sent yet: _send_branch ends it when its next hop is known
-        key = self.layer.send_request(cancel_for(branch.request), destination)
+        key = self.layer.send_request(cancel_for(branch.request), *sent)  # §9.1: where the INVITE went
         self.keys.append(key)
         self.owner.branches[key] = (self, None)  # the CANCEL's own response is hop-by-hop: ignored
         # §9.1: with no final response 64*T1 after the CANCEL, the INVITE is given up; Timer C says when.
@@ -266,6 +278,28 @@ class ProxyContext(TimedActor):
             request = self.context.plan.request
             self.owner.upstream(self.layer, self.server_key, response_for(request, 500, to_tag=self.c.to_tag))
         self._end()
+
+
+def reachable(targets: list[Target], transports: Mapping[str, Any], target: Destination | None = None) -> list[Target]:
+    """The resolved ``targets`` a request can be sent to, in order: those over a transport we have. A
+    target registered over TCP (``target.flow``) whose contact names no transport is reached over TCP
+    (RFC 5626 §5.3: the device keeps a connection, and may listen on nothing else); a contact that names
+    one is taken at its word (RFC 3263 §4.1)."""
+    if target is not None and target.flow is not None and "transport" not in getattr(target.uri, "params", {}):
+        targets = [replace(item, transport="TCP") if item.transport == "UDP" else item for item in targets]
+    return [item for item in targets if item.transport in transports]
+
+
+def _via_transport(layer: Any, response: Response) -> Any:
+    """The transport a response sent statelessly goes back over: its top Via's (RFC 3261 §18.2.2), when we
+    have it; None (the layer's default) otherwise."""
+    return layer.transports.get(response.via[0].transport.upper()) if response.via else None
+
+
+def _open(transport: Any, address: tuple[str, int]) -> bool:
+    """Whether ``transport`` has a connection open to ``address`` (only a connection-oriented one can)."""
+    connections = getattr(transport, "connections", None)
+    return connections is not None and address in connections
 
 
 def _resolved(index: int, done: Future[list[Target]]) -> Resolved:
@@ -370,11 +404,11 @@ class Proxy:
             return
         self._send_ack(layer, forwarded, targets)
 
-    @staticmethod
-    def _send_ack(layer: Any, ack: Request, targets: list[Target]) -> None:
-        usable = [target for target in targets if target.transport in SEND_TRANSPORTS]
+    def _send_ack(self, layer: Any, ack: Request, targets: list[Target]) -> None:
+        usable = reachable(targets, layer.transports)
         if usable:
-            layer.send(ack, usable[0].address)
+            transport = usable[0].transport
+            layer.send(via_over(ack, self.role.policy, transport), usable[0].address, layer.transports[transport])
         else:
             log.info("dropped an ACK: no next hop for %s", next_hop_uri(ack))
 
@@ -386,7 +420,7 @@ class Proxy:
             return
         hop = response_hop(response)
         if hop is not None:
-            layer.send(response, hop)
+            layer.send(response, hop, _via_transport(layer, response))
 
     # -- client side ----------------------------------------------------------------------------------
     def response(self, layer: Any, key: Any, response: Response) -> None:
@@ -408,7 +442,7 @@ class Proxy:
         upstream = pop_via(response)
         hop = response_hop(upstream)
         if hop is not None:
-            layer.send(upstream, hop)
+            layer.send(upstream, hop, _via_transport(layer, upstream))
 
     def timeout(self, layer: Any, key: Any) -> None:
         self._failed(key, 408)

@@ -55,6 +55,10 @@ Address = tuple[str, int]  # host, port
 
 
 class Transport(Protocol):
+    """A transport the layer sends through. A reliable one (RFC 3261 §18: TCP) takes ``failed`` as well: it
+    is called, from any thread, when the bytes could not be delivered (no connection could be opened,
+    or it broke): the sending client transaction's transport error (§17.1.4, §18.4)."""
+
     reliable: bool
 
     def send(self, data: bytes, destination: Address) -> None: ...
@@ -242,6 +246,8 @@ class TransactionLayer:
         machines: dict[str, KindMachine] | None = None, trace: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.transport = transport
+        #: every transport a client transaction may use, by Via transport token (``send_request``)
+        self.transports: dict[str, Transport] = {getattr(transport, "name", "UDP"): transport}
         self.tu = tu
         self.scheduler = scheduler
         self.machines = machines or {name: kind_machine(name) for name in
@@ -367,13 +373,21 @@ class TransactionLayer:
         if actor is not None:
             actor.tell(FromTU(response))
 
-    def send_request(self, request: Request, destination: Address) -> Any:
-        """Start a client transaction for ``request`` (its top Via carries the branch); its key."""
+    def send_request(self, request: Request, destination: Address, transport: Transport | None = None) -> Any:
+        """Start a client transaction for ``request`` (its top Via carries the branch) to ``destination``
+        over ``transport`` (the layer's default when None; a reliable one runs the machines' reliable
+        timers, §17.1.1.2, §17.1.2.2); its key."""
         key = client_key(request)
         kind = "invite_client" if request.method == "INVITE" else "non_invite_client"
-        actor = self._spawn(self.client, kind, key, destination, self.transport)
+        actor = self._spawn(self.client, kind, key, destination, transport or self.transport)
         actor.tell(FromTU(request))
         return key
+
+    def peer(self, key: Any) -> tuple[Address, Transport] | None:
+        """Where the server transaction ``key``'s request came from, and over which transport (what a
+        registrar records as a binding's source, RFC 5626 §6), if it is still running."""
+        actor = self.server.get(key)
+        return None if actor is None else (actor.peer, actor.transport)
 
     def new_tag(self) -> str:
         """A To tag (RFC 3261 §19.3: at least 32 bits of randomness)."""
@@ -403,12 +417,23 @@ class TransactionLayer:
     ) -> None:
         """Send ``message``; ``actor`` is the transaction actor sending it, named in the trace."""
         data = message if type(message) is bytes else bytes(message)
-        (transport or self.transport).send(data, destination)
+        transport = transport or self.transport
+        if actor is not None and transport.reliable and not actor.machine.server:
+            # a connection may have to be opened: its failure is the client transaction's (§17.1.4)
+            transport.send(data, destination, failed=lambda: self.scheduler.call_later(0, lambda: _transport_error(actor)))  # type: ignore[call-arg]
+        else:
+            transport.send(data, destination)
         if self._subscribers:
             record = {"type": "out", "destination": list(destination), "message": data[: data.find(b"\r\n")].decode("latin-1")}
             if actor is not None:
                 record.update(actor=actor.actor_id, transaction=repr(actor.key))
             self.emit(record)
+
+
+def _transport_error(actor: TransactionActor) -> None:
+    """RFC 3261 §17.1.4: tell a client transaction its transport failed, unless it has ended meanwhile."""
+    if actor.layer.client.get(actor.key) is actor:
+        actor.tell("transport_error")
 
 
 def _stamp_via(request: Request, top: Via, source: Address) -> Via:

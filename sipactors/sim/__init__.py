@@ -76,7 +76,12 @@ class SimTransport:
     reliable: bool = False
     sent: list[tuple[bytes, Address]] = field(default_factory=list)
 
-    def send(self, data: bytes, destination: Address) -> None:
+    def send(self, data: bytes, destination: Address, failed: Callable[[], None] | None = None) -> None:
+        """Send ``data``; a reliable transport with nobody at ``destination`` cannot open a connection
+        there: ``failed`` is called (RFC 3261 §18.4), and nothing is sent."""
+        if failed is not None and self.reliable and destination not in self.network.endpoints:
+            failed()
+            return
         self.sent.append((data, destination))
         self.network.send(data, self.address, destination)
 

@@ -52,6 +52,7 @@ class Limits:
     max_head = 32_768  # TCP: octets before the empty line
     max_body = 1_048_576  # TCP: Content-Length above this closes the connection
     idle_seconds = 120.0  # TCP: a connection silent this long is closed
+    connect_seconds = 10.0  # TCP: opening a connection that takes longer fails (a transport error)
 
 
 def response_destination(via: Via, source: Address) -> Address:
@@ -137,8 +138,15 @@ class UdpTransport(asyncio.DatagramProtocol):
 
 
 class TcpTransport:
-    """A listening TCP socket; messages are framed by Content-Length (RFC 3261 §18.3), and responses go
-    back over the connection the request came on (§18.2.2)."""
+    """TCP connections, accepted or opened; messages are framed by Content-Length (RFC 3261 §18.3).
+
+    Connections are kept by the peer's address, whichever side opened them, and a message for an address
+    with an open connection goes on it: responses go back over the connection the request came on
+    (§18.2.2), and a request for a device goes over the connection the device registered on when its
+    address is the one sent to (§18.1.1, RFC 5626 §5.3 flow reuse). With no connection open, one is
+    opened (on the loop: the caller never waits), and what is sent meanwhile waits for it; when it cannot
+    be opened, each sender's ``failed`` is called: a client transaction's transport error (§17.1.4).
+    """
 
     reliable = True
     name = "TCP"
@@ -148,10 +156,15 @@ class TcpTransport:
         self.deliver = deliver
         self.refuse = refuse  # (bytes so far, reason) -> a 400 to send before closing, if one can be built
         self.connections: dict[Address, asyncio.StreamWriter] = {}
+        self._connecting: dict[Address, list[tuple[bytes, Callable[[], None] | None]]] = {}  # loop thread only
+        self._tasks: set[asyncio.Task[None]] = set()  # connections we opened, read until they close
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve a connection a peer opened to us."""
         peer = writer.get_extra_info("peername")
-        source = (str(peer[0]), int(peer[1]))
+        await self._serve(reader, writer, (str(peer[0]), int(peer[1])))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, source: Address) -> None:
         self.connections[source] = writer
         try:
             while True:
@@ -159,7 +172,8 @@ class TcpTransport:
                 if problem is not None:
                     break
         finally:
-            self.connections.pop(source, None)
+            if self.connections.get(source) is writer:
+                del self.connections[source]
             writer.close()
 
     async def _one_message(self, reader: asyncio.StreamReader, source: Address, writer: asyncio.StreamWriter) -> str | None:
@@ -199,9 +213,37 @@ class TcpTransport:
         if answer is not None:
             writer.write(answer)
 
-    def send(self, data: bytes, destination: Address) -> None:
+    def send(self, data: bytes, destination: Address, failed: Callable[[], None] | None = None) -> None:
+        """Send from any thread; the loop writes it on the connection to ``destination``, opened first if
+        there is none. ``failed`` is called (on the loop's thread) if no connection could be opened."""
+        self.loop.call_soon_threadsafe(self._send, data, destination, failed)
+
+    def _send(self, data: bytes, destination: Address, failed: Callable[[], None] | None) -> None:
         writer = self.connections.get(destination)
-        if writer is None:
-            log.warning("no TCP connection to %s for a response: dropped", destination)
+        if writer is not None and not writer.is_closing():
+            writer.write(data)
             return
-        self.loop.call_soon_threadsafe(writer.write, data)
+        waiting = self._connecting.get(destination)
+        if waiting is not None:  # a connection is being opened: the bytes go once it is
+            waiting.append((data, failed))
+            return
+        self._connecting[destination] = [(data, failed)]
+        task = self.loop.create_task(self._connect(destination))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, destination: Address) -> None:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(destination[0], destination[1], limit=Limits.max_head), Limits.connect_seconds,
+            )
+        except (OSError, TimeoutError) as error:
+            waiting = self._connecting.pop(destination, [])
+            log.info("TCP connection to %s:%s failed: %s (%d messages not sent)", *destination, error, len(waiting))
+            for _, failed in waiting:
+                if failed is not None:
+                    failed()
+            return
+        for data, _ in self._connecting.pop(destination, []):
+            writer.write(data)
+        await self._serve(reader, writer, destination)

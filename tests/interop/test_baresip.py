@@ -83,27 +83,58 @@ def test_two_baresips_register_and_one_calls_the_other_through_the_proxy_rfc3261
     credentials = ";auth_pass=secret" if users else ""
     port, process, _ = start_server(store, "--trace", str(trace), *options)
     try:
-        with Baresip(tmp_path / "bob", f"<sip:bob@127.0.0.1:{port}>;regint=60;answermode=auto{credentials}") as bob:
-            assert bob.wait_for("REGISTER_OK")["param"].startswith("200")
-            with Baresip(tmp_path / "alice", f"<sip:alice@127.0.0.1:{port}>;regint=60{credentials}") as alice:
-                assert alice.wait_for("REGISTER_OK")["param"].startswith("200")
-                alice.command("dial", f"sip:bob@127.0.0.1:{port}")
-                outgoing = alice.wait_for("CALL_ESTABLISHED", unless="CALL_CLOSED")
-                incoming = bob.wait_for("CALL_ESTABLISHED", unless="CALL_CLOSED")
-                assert outgoing["direction"] == "outgoing" and incoming["direction"] == "incoming"
-                assert incoming["peeruri"].startswith("sip:alice@127.0.0.1") and incoming["id"] == outgoing["id"]
-                alice.command("hangup")
-                assert alice.wait_for("CALL_CLOSED")["id"] == outgoing["id"]
-                closed = bob.wait_for("CALL_CLOSED")
-                assert closed["param"] == "Connection reset by peer", closed  # Bob received Alice's BYE
-            assert "Call established" in alice.output() and "Call established" in bob.output()
+        _call(tmp_path, port, f"<sip:bob@127.0.0.1:{port}>;regint=60;answermode=auto{credentials}",
+              f"<sip:alice@127.0.0.1:{port}>;regint=60{credentials}")
         assert process.poll() is None
     finally:
         stop_server(process)
     records = [r for r in map(json.loads, trace.read_text().splitlines()) if r["type"] == "out" and "message" in r]
     assert any(r["message"].startswith("SIP/2.0 407") for r in records) == users
+    _dialog_followed(trace)
+
+
+def _dialog_followed(trace: Path) -> tuple[str, int]:
+    """The INVITE went to Bob, and the ACK and BYE followed it to the same address through the proxy: it
+    Record-Routes by default (§16.6 step 4), so the whole dialog passed the server. Bob's address."""
+    records = [r for r in map(json.loads, trace.read_text().splitlines()) if r["type"] == "out" and "message" in r]
     sent = [(tuple(r["destination"]), r["message"].split(" ")[0]) for r in records if not r["message"].startswith("SIP/")]
-    # the INVITE went to Bob's contact, and the ACK and BYE followed it there through the proxy: it
-    # Record-Routes by default (§16.6 step 4), so the whole dialog passed the server
     [bob_address] = {destination for destination, method in sent if method == "INVITE"}
     assert [method for destination, method in sent if destination == bob_address] == ["INVITE", "ACK", "BYE"], sent
+    return bob_address  # type: ignore[return-value]
+
+
+def test_a_udp_baresip_calls_a_baresip_registered_over_tcp_rfc3261_18(tmp_path: Path) -> None:
+    """Bob's account says ``;transport=tcp``: he registers over TCP and keeps the connection; Alice calls
+    him over UDP. The proxy forwards the INVITE over TCP (on his connection, or to his TCP contact:
+    RFC 5626 §5.3, RFC 3263 §4.1), with a double Record-Route (RFC 5658), so Bob's ACK-to-BYE dialog
+    reaches him over TCP and Alice's over UDP; Alice hangs up and Bob sees the BYE."""
+    trace = tmp_path / "trace.jsonl"
+    port, process, _ = start_server(tmp_path / "sipactors.db", "--trace", str(trace))
+    try:
+        _call(tmp_path, port, f"<sip:bob@127.0.0.1:{port};transport=tcp>;regint=60;answermode=auto",
+              f"<sip:alice@127.0.0.1:{port}>;regint=60")
+        assert process.poll() is None
+    finally:
+        stop_server(process)
+    # the whole dialog went on the connection Bob registered over (his REGISTER was the first message in)
+    first = next(r for r in map(json.loads, trace.read_text().splitlines()) if r["type"] == "in")
+    assert _dialog_followed(trace) == tuple(first["source"])
+
+
+def _call(tmp_path: Path, port: int, bob_account: str, alice_account: str) -> None:
+    """Bob (answering by himself) and Alice register; Alice calls ``sip:bob@`` the server and hangs up;
+    both see the call established, then closed (Bob by the BYE that reached him)."""
+    with Baresip(tmp_path / "bob", bob_account) as bob:
+        assert bob.wait_for("REGISTER_OK")["param"].startswith("200")
+        with Baresip(tmp_path / "alice", alice_account) as alice:
+            assert alice.wait_for("REGISTER_OK")["param"].startswith("200")
+            alice.command("dial", f"sip:bob@127.0.0.1:{port}")
+            outgoing = alice.wait_for("CALL_ESTABLISHED", unless="CALL_CLOSED")
+            incoming = bob.wait_for("CALL_ESTABLISHED", unless="CALL_CLOSED")
+            assert outgoing["direction"] == "outgoing" and incoming["direction"] == "incoming"
+            assert incoming["peeruri"].startswith("sip:alice@127.0.0.1") and incoming["id"] == outgoing["id"]
+            alice.command("hangup")
+            assert alice.wait_for("CALL_CLOSED")["id"] == outgoing["id"]
+            closed = bob.wait_for("CALL_CLOSED")
+            assert closed["param"] == "Connection reset by peer", closed  # Bob received Alice's BYE
+        assert "Call established" in alice.output() and "Call established" in bob.output()

@@ -7,6 +7,12 @@ from typing import Any
 
 from sipactors.message import Request, Response, parse
 from sipactors.roles.core import PROXIED, Core
+from sipactors.roles.digest import Authenticator
+from sipactors.roles.registrar import Registrar
+from sipactors.runtime import ManualScheduler, set_default_scheduler
+from sipactors.store import MemoryStore
+from sipactors.store.model import Source
+from tests.roles.test_registrar import ALICE, POLICY, T0, request
 
 
 class Layer:
@@ -76,3 +82,28 @@ def test_without_a_proxy_other_methods_are_refused_as_before_rfc3261_21_4_6() ->
         core.request(layer, "k", _request(method, "sip:bob@example.com"))
     assert [r.status for r in layer.answers] == [405, 501, 481]
     assert core.allow == ("OPTIONS",)
+
+
+class TcpLayer(Layer):
+    """A layer whose server transaction ``k`` received its request over a TCP connection."""
+
+    class Stream:
+        name = "TCP"
+        reliable = True
+
+    def peer(self, key: Any) -> tuple[tuple[str, int], Any] | None:
+        return (("192.0.2.1", 40123), self.Stream()) if key == "k" else None
+
+
+def test_a_register_over_tcp_records_its_connection_as_the_bindings_source_rfc5626_6() -> None:
+    set_default_scheduler(scheduler := ManualScheduler())
+    try:
+        registrar = Registrar(MemoryStore(), POLICY, Authenticator(b"k" * 32), lambda: T0, lambda n: b"s" * n)
+        layer = TcpLayer()
+        Core("test", registrar).request(layer, "k", request())
+        scheduler.run_until_idle()
+        assert [r.status for r in layer.answers] == [200]
+        [binding] = registrar.bindings(ALICE, T0)
+        assert binding.source == Source("tcp", "192.0.2.1", 40123)
+    finally:
+        set_default_scheduler(None)

@@ -364,3 +364,40 @@ def test_a_failing_store_costs_a_register_a_500_and_the_core_goes_on_rfc3261_10_
         assert wire.statuses() == [500, 200, 200] and scheduler.failures == 0
     finally:
         set_default_scheduler(None)
+
+
+class Stream(Wire):
+    """A reliable transport whose connection to ``refused`` cannot be opened (RFC 3261 §18.1.1)."""
+
+    reliable = True
+    name = "TCP"
+
+    def __init__(self, refused: Address) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def send(self, data: bytes, destination: Address, failed: Any = None) -> None:
+        if destination == self.refused and failed is not None:
+            failed()
+            return
+        self.sent.append((data, destination))
+
+
+def test_a_client_transaction_over_a_reliable_transport_runs_its_reliable_timers_rfc3261_17_1_2_2(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    stream = Stream(("192.0.2.30", 5060))
+    layer.transports["TCP"] = stream
+    key = layer.send_request(parse(_request("OPTIONS", branch="z9hG4bKs")), ("192.0.2.20", 5060), stream)
+    scheduler.run_until_idle()
+    scheduler.advance(10_000)
+    assert len(stream.sent) == 1 and wire.sent == []  # over the stream, and Timer E never fires on it
+    scheduler.advance(32_000)
+    assert ("timeout", key) in user.events
+
+
+def test_a_connection_that_cannot_be_opened_is_the_client_transactions_transport_error_rfc3261_17_1_4(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    stream = Stream(("192.0.2.30", 5060))
+    key = layer.send_request(parse(_request("INVITE", branch="z9hG4bKt")), ("192.0.2.30", 5060), stream)
+    scheduler.run_until_idle()
+    assert user.events == [("transport_error", key)] and layer.client == {}

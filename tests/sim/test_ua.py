@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sipactors.message import Request, parse
 from sipactors.runtime import ManualScheduler, set_default_scheduler
-from sipactors.sim import Link, Reply, SimNetwork, SimUA
+from sipactors.sim import Link, Reply, SimNetwork, SimTransport, SimUA
 from sipactors.transport import ResolutionError, StaticResolver
 
 ALICE = ("192.0.2.1", 5060)
@@ -260,3 +260,18 @@ def test_a_transport_error_is_the_requests_outcome_rfc3261_8_1_3_1(make: Callabl
     world.alice.layer.client[sent.key].actor_ref.tell("transport_error")
     world.scheduler.advance(40_000)
     assert [o.kind for o in sent.finals] == ["transport_error"] and sent.outcome is not None and sent.outcome.status is None
+
+
+def test_a_reliable_sim_transport_fails_where_nobody_listens_and_delivers_where_someone_does() -> None:
+    """The simulated stream transport (RFC 3261 §18): no endpoint at the destination is a refused
+    connection, reported through ``failed`` with nothing sent; an attached endpoint gets the bytes."""
+    scheduler = ManualScheduler()
+    network = SimNetwork(scheduler)
+    received: list[bytes] = []
+    network.attach(("192.0.2.2", 5060), lambda data, source: received.append(data))
+    stream = SimTransport(network, ("192.0.2.1", 5060), reliable=True)
+    failures: list[str] = []
+    stream.send(b"A", ("192.0.2.3", 5060), lambda: failures.append("refused"))
+    stream.send(b"B", ("192.0.2.2", 5060), lambda: failures.append("wrong"))
+    scheduler.advance(1_000)  # past any link delay
+    assert failures == ["refused"] and received == [b"B"] and stream.sent == [(b"B", ("192.0.2.2", 5060))]
