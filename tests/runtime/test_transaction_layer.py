@@ -401,3 +401,16 @@ def test_a_connection_that_cannot_be_opened_is_the_client_transactions_transport
     key = layer.send_request(parse(_request("INVITE", branch="z9hG4bKt")), ("192.0.2.30", 5060), stream)
     scheduler.run_until_idle()
     assert user.events == [("transport_error", key)] and layer.client == {}
+
+
+def test_new_tags_are_48_random_bits_in_hex_and_never_repeat_rfc3261_19_3() -> None:
+    class Wire:
+        reliable = False
+
+        def send(self, data: bytes, destination: Address) -> None:
+            pass
+
+    layer = TransactionLayer(Wire(), None, ManualScheduler())  # type: ignore[arg-type]
+    tags = [layer.new_tag() for _ in range(2000)]  # several refills of the pool
+    assert all(len(tag) == 12 and int(tag, 16) >= 0 for tag in tags)
+    assert len(set(tags)) == len(tags)
