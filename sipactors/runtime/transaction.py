@@ -395,7 +395,7 @@ class TransactionLayer:
         cryptographic source, read 4 KiB at a time (a ``getrandom`` call per tag cost some 5 % of a
         REGISTER's CPU time); the scheduler thread is the only caller, so the pool needs no lock."""
         at = self._tag_at
-        if at >= len(self._tag_pool):
+        if at + 12 > len(self._tag_pool):  # 8,192 digits are not a whole number of tags
             self._tag_pool, at = os.urandom(4096).hex(), 0
         self._tag_at = at + 12
         return self._tag_pool[at : at + 12]
