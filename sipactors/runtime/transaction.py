@@ -111,6 +111,7 @@ class TransactionActor(TimedActor):
         self.machine: KindMachine = layer.machines[kind]
         self.tx = self.machine.new(transport.reliable)
         self.serial = next(layer.serial)
+        self.owner: TransactionUser | None = None  # a client transaction's own TU; None: the layer's
 
     @property
     def actor_id(self) -> str:
@@ -196,7 +197,7 @@ class TransactionActor(TimedActor):
         self.layer.send(data, self.peer, self.transport, self)
 
     def _to_tu(self, effect: ToTU) -> None:
-        layer, tu = self.layer, self.layer.tu
+        layer, tu = self.layer, self.owner or self.layer.tu
         if effect.what == "message":
             message = effect.message
             if type(message) is not Request:
@@ -374,13 +375,18 @@ class TransactionLayer:
         if actor is not None:
             actor.tell(FromTU(response))
 
-    def send_request(self, request: Request, destination: Address, transport: Transport | None = None) -> Any:
+    def send_request(
+        self, request: Request, destination: Address, transport: Transport | None = None,
+        owner: TransactionUser | None = None,
+    ) -> Any:
         """Start a client transaction for ``request`` (its top Via carries the branch) to ``destination``
         over ``transport`` (the layer's default when None; a reliable one runs the machines' reliable
-        timers, §17.1.1.2, §17.1.2.2); its key."""
+        timers, §17.1.1.2, §17.1.2.2); its key. Its responses, timeout or transport error go to ``owner``
+        when given (a notifier's NOTIFY, a stored MESSAGE delivered), else to the layer's TU."""
         key = client_key(request)
         kind = "invite_client" if request.method == "INVITE" else "non_invite_client"
         actor = self._spawn(self.client, kind, key, destination, transport or self.transport)
+        actor.owner = owner
         actor.tell(FromTU(request))
         return key
 

@@ -172,6 +172,18 @@ def test_client_transaction_passes_responses_to_the_tu(world) -> None:  # type: 
     assert user.events == [("response", 200)]
 
 
+def test_client_transaction_owner_gets_its_responses_and_timeout_not_the_layers_tu(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    owner = User()
+    answered = parse(_request("NOTIFY", branch="z9hG4bKo1"))
+    layer.send_request(answered, ("192.0.2.20", 5060), owner=owner)
+    silent = layer.send_request(parse(_request("NOTIFY", branch="z9hG4bKo2")), ("192.0.2.21", 5060), owner=owner)
+    scheduler.run_until_idle()
+    layer.receive(bytes(response_for(answered, 481, to_tag="x")), ("192.0.2.20", 5060))
+    scheduler.advance(64 * 500)
+    assert owner.events == [("response", 481), ("timeout", silent)] and user.events == []
+
+
 def test_several_trace_subscribers_and_unsubscribing(world) -> None:  # type: ignore[no-untyped-def]
     scheduler, wire, user, layer, trace = world
     seen: list[dict[str, Any]] = []
