@@ -28,11 +28,14 @@ if SIPP is None and os.environ.get("SIPACTORS_REQUIRE_INTEROP"):
 pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed; .ci/run installs it")
 
 
-def _sipp(scenario: str, port: int, transport: str = "u1", calls: int = 20, tmp: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _sipp(scenario: str, port: int, transport: str = "u1", calls: int = 20, tmp: Path | None = None,
+          options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """SIPp running ``scenario`` of tests/interop/sipp against the server on ``port`` (more command-line
+    ``options`` after the usual ones: ``-s USER``, ``-nr``)."""
     assert SIPP is not None
     command = [
         SIPP, f"127.0.0.1:{port}", "-sf", str(HERE / scenario), "-m", str(calls), "-r", "50", "-t", transport,
-        "-i", "127.0.0.1", "-p", "0", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_err",
+        "-i", "127.0.0.1", "-p", "0", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_err", *options,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp)
 
@@ -135,6 +138,40 @@ def _stop_sipp(process: subprocess.Popen[str]) -> None:
             process.wait(timeout=5)
 
 
+def start_uas(directory: Path, calls: int) -> tuple[subprocess.Popen[str], int]:
+    """../shared/bench's ``uas.xml`` (answers MESSAGE with 200, INVITE with 180 + 200, then BYE) in a new
+    ``directory``, on a UDP port of its own, ending by itself after ``calls`` calls; the process (stop it
+    with :func:`_stop_sipp`) and its port, once it listens."""
+    assert SIPP is not None
+    directory.mkdir()
+    port = _free_udp_port()
+    uas = subprocess.Popen(
+        [SIPP, "-sf", str(SCENARIOS / "uas.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", str(calls),
+         "-timeout", "40s", "-timeout_error", "-nostdin", "-trace_err"],
+        cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 10
+    while not _bound(port) and uas.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # SIPp gives no sign that it listens but the bound port
+    if not _bound(port):
+        _stop_sipp(uas)
+        raise AssertionError("the SIPp UAS did not start")
+    return uas, port
+
+
+def register_contact(port: int, user: str, address: str, directory: Path) -> None:
+    """../shared/bench's ``reg_contact.xml``: register ``user`` at the server on ``port`` with the contact
+    ``sip:USER@ADDRESS`` (answering a challenge with the password "secret")."""
+    assert SIPP is not None
+    registered = subprocess.run(
+        [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / "reg_contact.xml"), "-s", user,
+         "-key", "uas_addr", address, "-au", user, "-ap", "secret", "-i", "127.0.0.1",
+         "-p", "0", "-m", "1", "-recv_timeout", "5000", "-timeout", "10s", "-timeout_error", "-nostdin"],
+        capture_output=True, text=True, timeout=30, cwd=directory,
+    )
+    assert registered.returncode == 0, registered.stdout[-2000:] + registered.stderr[-2000:]
+
+
 def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str], messages: int = 0) -> None:
     """../shared/bench's call run, as ``run.sh call`` drives it: a SIPp UAS (``uas.xml``) on a port of its
     own, registered as user "uas" with ``reg_contact.xml`` (answering a 401 when users exist), then
@@ -151,26 +188,10 @@ def _calls_through_the_proxy(tmp: Path, calls: int, *, users: list[str], message
     trace = tmp / "trace.jsonl"
     port, proxy, _ = start_server(store, "--trace", str(trace), *options)
     uas_dir, uac_dir = tmp / "uas", tmp / "uac"
-    uas_dir.mkdir()
     uac_dir.mkdir()
-    uas_port = _free_udp_port()
-    uas = subprocess.Popen(
-        [SIPP, "-sf", str(SCENARIOS / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-m", str(calls + messages),
-         "-timeout", "40s", "-timeout_error", "-nostdin", "-trace_err"],
-        cwd=uas_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    uas, uas_port = start_uas(uas_dir, calls + messages)
     try:
-        deadline = time.monotonic() + 10
-        while not _bound(uas_port) and uas.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)  # SIPp gives no sign that it listens but the bound port
-        assert _bound(uas_port), "the SIPp UAS did not start"
-        registered = subprocess.run(
-            [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / "reg_contact.xml"), "-s", "uas",
-             "-key", "uas_addr", f"127.0.0.1:{uas_port}", "-au", "uas", "-ap", "secret", "-i", "127.0.0.1",
-             "-p", "0", "-m", "1", "-recv_timeout", "5000", "-timeout", "10s", "-timeout_error", "-nostdin"],
-            capture_output=True, text=True, timeout=30, cwd=uac_dir,
-        )
-        assert registered.returncode == 0, registered.stdout[-2000:] + registered.stderr[-2000:]
+        register_contact(port, "uas", f"127.0.0.1:{uas_port}", uac_dir)
         common = [SIPP, f"127.0.0.1:{port}", "-s", "uas", "-r", "25", "-i", "127.0.0.1", "-p", "0",
                   "-recv_timeout", "5000", "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err"]
         command = [*common, "-m", str(calls)]

@@ -1,0 +1,167 @@
+"""Real clients for presence and instant messages (issue 5) against ``sipactors serve`` on 127.0.0.1.
+
+SIPp (``tests/interop/sipp``): a watcher subscribes to a registered presentity, refreshes and unsubscribes
+(RFC 6665 §4.1, §4.2; RFC 3856), over UDP and TCP; a presentity publishes, refreshes and removes its state
+(RFC 3903 §4, §6); MESSAGEs for a user with no device get 202 (RFC 3428 §7) and reach the device that
+registers later.
+
+baresip (two instances, ``tests/interop/baresip.py``): Alice's contacts hold Bob with ``presence=p2p``;
+she sees him offline, online once he registers and publishes, offline when he publishes ``closed``, online
+again, and offline when he quits. Her MESSAGE reaches him at once; while he is away the next one gets 202
+and reaches him when he registers again.
+
+Every watcher is allowed by its presentity first (``sipactors presence allow``): an unknown watcher stays
+pending (RFC 6665 §4.2.1.2, RFC 3857).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_serve import REPO, start_server, stop_server
+from tests.interop.baresip import BARESIP, REGISTERED, Baresip
+from tests.interop.test_sipp import SIPP, _sipp, _stop_sipp, register_contact, start_uas
+
+if BARESIP is None and os.environ.get("SIPACTORS_REQUIRE_INTEROP"):
+    raise RuntimeError("baresip (Debian baresip-core) is required here: .ci/run installs it")
+needs_sipp = pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed; .ci/run installs it")
+needs_baresip = pytest.mark.skipif(BARESIP is None, reason="baresip (Debian baresip-core) is not installed; .ci/run installs it")
+
+
+def _allow(store: Path, presentity: str, watcher: str) -> None:
+    """``sipactors presence allow``: ``watcher`` may see ``presentity``'s presence (users of 127.0.0.1)."""
+    allowed = subprocess.run(
+        [sys.executable, "-m", "sipactors", "presence", "allow", presentity, watcher, "--domain", "127.0.0.1",
+         "--store", f"sqlite:///{store}"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+
+
+def _records(trace: Path) -> list[dict[str, Any]]:
+    """The messages of a ``--trace`` file, as far as the server has written it."""
+    return [r for r in map(json.loads, trace.read_text().splitlines()) if "message" in r]
+
+
+def _sent(trace: Path, start: str) -> list[str]:
+    """The messages the server sent that start with ``start`` ("NOTIFY ", "SIP/2.0 202", ...)."""
+    return [r["message"] for r in _records(trace) if r["type"] == "out" and r["message"].startswith(start)]
+
+
+def _wait_trace(trace: Path, seen: Callable[[list[dict[str, Any]]], bool], what: str, timeout: float = 15) -> None:
+    """Read the trace (the server flushes every record) until ``seen`` says yes: a bounded poll."""
+    deadline = time.monotonic() + timeout
+    while not seen(_records(trace)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server did not send {what} within {timeout} s")
+        time.sleep(0.1)
+
+
+def _failed(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout[-3000:] + result.stderr[-2000:]
+
+
+@needs_sipp
+@pytest.mark.parametrize("transport", ["u1", "t1"], ids=["udp", "tcp"])
+def test_sipp_subscribes_to_presence_refreshes_and_unsubscribes_rfc6665(tmp_path: Path, transport: str) -> None:
+    """``subscribe.xml``: Bob is registered (so his presence is ``open``) and lets the watcher see it; the
+    SUBSCRIBE gets 200 and a NOTIFY with his PIDF, active; the refresh gets 200 and a NOTIFY; Expires: 0
+    gets 200 and the last NOTIFY, terminated. Over UDP SIPp runs with -nr (see the scenario)."""
+    store, trace = tmp_path / "sipactors.db", tmp_path / "trace.jsonl"
+    _allow(store, "bob", "watcher")
+    port, server, _ = start_server(store, "--trace", str(trace))
+    try:
+        register_contact(port, "bob", "127.0.0.1:9", tmp_path)  # nothing is sent to Bob's device here
+        result = _sipp("subscribe.xml", port, transport, calls=1, tmp=tmp_path, options=("-s", "bob", "-nr"))
+        assert result.returncode == 0, _failed(result)
+    finally:
+        stop_server(server)
+    notifies = list(dict.fromkeys(_sent(trace, "NOTIFY ")))  # a retransmission is the same text again
+    assert len(notifies) == 3, notifies  # one per SUBSCRIBE (RFC 6665 §4.2.1.2), no more
+    assert ["terminated" in notify.split("Subscription-State:", 1)[1].split("\r\n", 1)[0] for notify in notifies] \
+        == [False, False, True], notifies
+
+
+@needs_sipp
+@pytest.mark.parametrize("transport", ["u1", "t1"], ids=["udp", "tcp"])
+def test_sipp_publishes_refreshes_and_removes_presence_rfc3903(tmp_path: Path, transport: str) -> None:
+    """``publish.xml``: 200 with SIP-ETag for the PIDF, 200 with a new SIP-ETag for the refresh, 200 for the
+    removal, then 412 for the removed entity-tag."""
+    port, server, _ = start_server(tmp_path / "sipactors.db")
+    try:
+        result = _sipp("publish.xml", port, transport, calls=1, tmp=tmp_path, options=("-s", "bob"))
+        assert result.returncode == 0, _failed(result)
+    finally:
+        stop_server(server)
+
+
+@needs_sipp
+def test_sipp_messages_for_an_offline_user_get_202_and_reach_the_device_that_registers_rfc3428_7(tmp_path: Path) -> None:
+    """``message_offline.xml``: three MESSAGEs for Carol, who has no device, each get 202; then a SIPp UAS
+    registers as Carol and receives all three (and answers 200): store and forward."""
+    store, trace = tmp_path / "sipactors.db", tmp_path / "trace.jsonl"
+    port, server, _ = start_server(store, "--trace", str(trace))
+    try:
+        result = _sipp("message_offline.xml", port, "u1", calls=3, tmp=tmp_path, options=("-s", "carol"))
+        assert result.returncode == 0, _failed(result)
+        uas, uas_port = start_uas(tmp_path / "carol", 3)
+        try:
+            register_contact(port, "carol", f"127.0.0.1:{uas_port}", tmp_path)
+            output, _ = uas.communicate(timeout=30)  # it ends by itself after three MESSAGEs
+            assert uas.returncode == 0, output[-3000:]
+        finally:
+            _stop_sipp(uas)
+    finally:
+        stop_server(server)
+    delivered = {r["message"] for r in _records(trace)  # a set: a retransmission is the same text again
+                 if r["type"] == "out" and r.get("destination") == ["127.0.0.1", uas_port]}
+    assert sum(message.startswith("MESSAGE ") and "Stored for later" in message for message in delivered) == 3
+
+
+@needs_baresip
+def test_two_baresips_see_presence_online_and_offline_and_exchange_messages_stored_while_offline(tmp_path: Path) -> None:
+    """Alice watches Bob (``;presence=p2p``, allowed by Bob); Bob publishes (``;pubint``). Alice sees Bob
+    offline before he registers, online when he does, offline when he publishes ``closed``
+    (``presence_offline``), online again (``presence_online``). Her MESSAGE is shown by Bob's baresip at
+    once. Bob quits (unregisters, removes his publication): Alice sees him offline; her next MESSAGE gets
+    202 from the server; Bob starts again, registers, and his baresip shows the stored MESSAGE."""
+    store, trace = tmp_path / "sipactors.db", tmp_path / "trace.jsonl"
+    _allow(store, "bob", "alice")
+    port, server, _ = start_server(store, "--trace", str(trace))
+    bob_uri = f"sip:bob@127.0.0.1:{port}"
+    bob_account = f"<{bob_uri}>;regint=60;pubint=60"
+    try:
+        alice_contacts = [f'"Bob" <{bob_uri}>;presence=p2p']
+        with Baresip(tmp_path / "alice", f"<sip:alice@127.0.0.1:{port}>;regint=60", alice_contacts) as alice:
+            alice.wait_output(REGISTERED)
+            alice.wait_presence(bob_uri, "Offline")  # the first NOTIFY: Bob has no device (RFC 3856 §6.7)
+            with Baresip(tmp_path / "bob", bob_account, contacts=[]) as bob:
+                bob.wait_output(REGISTERED)
+                alice.wait_presence(bob_uri, "Online")
+                bob.command("presence_offline")  # PUBLISH <basic>closed</basic>, SIP-If-Match
+                alice.wait_presence(bob_uri, "Offline")
+                bob.command("presence_online")
+                alice.wait_presence(bob_uri, "Online")
+                alice.command("message", "hello bob")
+                bob.wait_output(f'sip:alice@127.0.0.1:{port}: "hello bob"')
+            alice.wait_presence(bob_uri, "Offline")  # Bob unregistered and removed his publication
+            alice.command("message", "are you there")
+            _wait_trace(trace, lambda records: any(
+                r["type"] == "out" and r["message"].startswith("SIP/2.0 202") and "MESSAGE" in r["message"]
+                for r in records), "202 for the MESSAGE to Bob, who is offline")
+            with Baresip(tmp_path / "bob-again", bob_account, contacts=[]) as bob:
+                bob.wait_output(f'sip:alice@127.0.0.1:{port}: "are you there"')
+                alice.wait_presence(bob_uri, "Online")
+            assert '"hello bob"' not in bob.output()  # delivered once, the first time
+        assert server.poll() is None
+    finally:
+        stop_server(server)
