@@ -66,23 +66,32 @@ def _wait_trace(trace: Path, seen: Callable[[list[dict[str, Any]]], bool], what:
         time.sleep(0.1)
 
 
-def _failed(result: subprocess.CompletedProcess[str]) -> str:
-    return result.stdout[-3000:] + result.stderr[-2000:]
+def _failed(result: subprocess.CompletedProcess[str], directory: Path) -> str:
+    """What SIPp said of a failed run: the end of its screen, and its error logs (``-trace_err``)."""
+    errors = "".join(log.read_text(errors="replace")[-4000:] for log in sorted(directory.glob("*_errors.log")))
+    return result.stdout[-1500:] + result.stderr[-1000:] + errors
 
 
 @needs_sipp
-@pytest.mark.parametrize("transport", ["u1", "t1"], ids=["udp", "tcp"])
-def test_sipp_subscribes_to_presence_refreshes_and_unsubscribes_rfc6665(tmp_path: Path, transport: str) -> None:
+@pytest.mark.parametrize(("transport", "with_port"), [("u1", False), ("t1", False), ("u1", True)],
+                         ids=["udp", "tcp", "udp-uri-with-port"])
+def test_sipp_subscribes_to_presence_refreshes_and_unsubscribes_rfc6665(tmp_path: Path, transport: str,
+                                                                        with_port: bool) -> None:
     """``subscribe.xml``: Bob is registered (so his presence is ``open``) and lets the watcher see it; the
     SUBSCRIBE gets 200 and a NOTIFY with his PIDF, active; the refresh gets 200 and a NOTIFY; Expires: 0
-    gets 200 and the last NOTIFY, terminated. Over UDP SIPp runs with -nr (see the scenario)."""
+    gets 200 and the last NOTIFY, terminated. Over UDP SIPp runs with -nr (see the scenario). The
+    Request-URI is ``sip:bob@127.0.0.1``, or ``sip:bob@127.0.0.1:PORT`` with the server's own port, as a
+    client that knows the server by its address writes it: the same presentity (the proxy routes both to
+    Bob's bindings)."""
     store, trace = tmp_path / "sipactors.db", tmp_path / "trace.jsonl"
     _allow(store, "bob", "watcher")
     port, server, _ = start_server(store, "--trace", str(trace))
+    domain = f"127.0.0.1:{port}" if with_port else "127.0.0.1"
     try:
         register_contact(port, "bob", "127.0.0.1:9", tmp_path)  # nothing is sent to Bob's device here
-        result = _sipp("subscribe.xml", port, transport, calls=1, tmp=tmp_path, options=("-s", "bob", "-nr"))
-        assert result.returncode == 0, _failed(result)
+        result = _sipp("subscribe.xml", port, transport, calls=1, tmp=tmp_path,
+                       options=("-s", "bob", "-key", "domain", domain, "-nr"))
+        assert result.returncode == 0, _failed(result, tmp_path)
     finally:
         stop_server(server)
     notifies = list(dict.fromkeys(_sent(trace, "NOTIFY ")))  # a retransmission is the same text again
@@ -98,8 +107,8 @@ def test_sipp_publishes_refreshes_and_removes_presence_rfc3903(tmp_path: Path, t
     removal, then 412 for the removed entity-tag."""
     port, server, _ = start_server(tmp_path / "sipactors.db")
     try:
-        result = _sipp("publish.xml", port, transport, calls=1, tmp=tmp_path, options=("-s", "bob"))
-        assert result.returncode == 0, _failed(result)
+        result = _sipp("publish.xml", port, transport, calls=1, tmp=tmp_path, options=("-s", "bob", "-key", "domain", "127.0.0.1"))
+        assert result.returncode == 0, _failed(result, tmp_path)
     finally:
         stop_server(server)
 
@@ -111,8 +120,8 @@ def test_sipp_messages_for_an_offline_user_get_202_and_reach_the_device_that_reg
     store, trace = tmp_path / "sipactors.db", tmp_path / "trace.jsonl"
     port, server, _ = start_server(store, "--trace", str(trace))
     try:
-        result = _sipp("message_offline.xml", port, "u1", calls=3, tmp=tmp_path, options=("-s", "carol"))
-        assert result.returncode == 0, _failed(result)
+        result = _sipp("message_offline.xml", port, "u1", calls=3, tmp=tmp_path, options=("-s", "carol", "-key", "domain", "127.0.0.1"))
+        assert result.returncode == 0, _failed(result, tmp_path)
         uas, uas_port = start_uas(tmp_path / "carol", 3)
         try:
             register_contact(port, "carol", f"127.0.0.1:{uas_port}", tmp_path)
@@ -137,11 +146,13 @@ def test_two_baresips_see_presence_online_and_offline_and_exchange_messages_stor
     store, trace = tmp_path / "sipactors.db", tmp_path / "trace.jsonl"
     _allow(store, "bob", "alice")
     port, server, _ = start_server(store, "--trace", str(trace))
-    bob_uri = f"sip:bob@127.0.0.1:{port}"
-    bob_account = f"<{bob_uri}>;regint=60;pubint=60"
+    # users of the domain 127.0.0.1, every request through the server as outbound proxy
+    outbound = f';outbound="sip:127.0.0.1:{port};lr";regint=60'
+    bob_uri = "sip:bob@127.0.0.1"
+    bob_account = f"<{bob_uri}>{outbound};pubint=60"
     try:
         alice_contacts = [f'"Bob" <{bob_uri}>;presence=p2p']
-        with Baresip(tmp_path / "alice", f"<sip:alice@127.0.0.1:{port}>;regint=60", alice_contacts) as alice:
+        with Baresip(tmp_path / "alice", f"<sip:alice@127.0.0.1>{outbound}", alice_contacts) as alice:
             alice.wait_output(REGISTERED)
             alice.wait_presence(bob_uri, "Offline")  # the first NOTIFY: Bob has no device (RFC 3856 §6.7)
             with Baresip(tmp_path / "bob", bob_account, contacts=[]) as bob:
@@ -152,14 +163,14 @@ def test_two_baresips_see_presence_online_and_offline_and_exchange_messages_stor
                 bob.command("presence_online")
                 alice.wait_presence(bob_uri, "Online")
                 alice.command("message", "hello bob")
-                bob.wait_output(f'sip:alice@127.0.0.1:{port}: "hello bob"')
+                bob.wait_output('sip:alice@127.0.0.1: "hello bob"')
             alice.wait_presence(bob_uri, "Offline")  # Bob unregistered and removed his publication
             alice.command("message", "are you there")
             _wait_trace(trace, lambda records: any(
                 r["type"] == "out" and r["message"].startswith("SIP/2.0 202") and "MESSAGE" in r["message"]
                 for r in records), "202 for the MESSAGE to Bob, who is offline")
             with Baresip(tmp_path / "bob-again", bob_account, contacts=[]) as bob:
-                bob.wait_output(f'sip:alice@127.0.0.1:{port}: "are you there"')
+                bob.wait_output('sip:alice@127.0.0.1: "are you there"')
                 alice.wait_presence(bob_uri, "Online")
             assert '"hello bob"' not in bob.output()  # delivered once, the first time
         assert server.poll() is None
