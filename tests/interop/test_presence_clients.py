@@ -6,9 +6,9 @@ SIPp (``tests/interop/sipp``): a watcher subscribes to a registered presentity, 
 registers later.
 
 baresip (two instances, ``tests/interop/baresip.py``): Alice's contacts hold Bob with ``presence=p2p``;
-she sees him offline, online once he registers and publishes, offline when he publishes ``closed``, online
-again, and offline when he quits. Her MESSAGE reaches him at once; while he is away the next one gets 202
-and reaches him when he registers again.
+she sees him offline, online once he registers, offline when he quits; then online when he comes back
+publishing, offline when he publishes ``closed``, online when he publishes ``open``. Her MESSAGE reaches
+him at once; while he is away the next one gets 202 and reaches him when he registers again.
 
 Every watcher is allowed by its presentity first (``sipactors presence allow``): an unknown watcher stays
 pending (RFC 6665 §4.2.1.2, RFC 3857).
@@ -135,39 +135,43 @@ def test_sipp_messages_for_an_offline_user_get_202_and_reach_the_device_that_reg
 
 @needs_baresip
 def test_two_baresips_see_presence_online_and_offline_and_exchange_messages_stored_while_offline(tmp_path: Path) -> None:
-    """Alice watches Bob (``;presence=p2p``, allowed by Bob); Bob publishes (``;pubint``). Alice sees Bob
-    offline before he registers, online when he does, offline when he publishes ``closed``
-    (``presence_offline``), online again (``presence_online``). Her MESSAGE is shown by Bob's baresip at
-    once. Bob quits (unregisters, removes his publication): Alice sees him offline; her next MESSAGE gets
-    202 from the server; Bob starts again, registers, and his baresip shows the stored MESSAGE."""
+    """Alice watches Bob (``;presence=p2p``, allowed by Bob) and sees him offline: he has no device. Bob
+    registers (publishing nothing): Alice sees him online (a presentity with nothing published is open
+    while registered); her MESSAGE is shown by Bob's baresip at once. Bob quits (unregisters): Alice sees
+    him offline, and her next MESSAGE gets 202 from the server. Bob starts again, publishing
+    (``;pubint``): his baresip shows the stored MESSAGE once he registers, and Alice sees him offline
+    when he publishes ``closed`` (``presence_offline``) and online when he publishes ``open``.
+
+    Bob publishes only the second time: baresip 1.0 sends two PUBLISHes without SIP-If-Match as it starts
+    and keeps the entity-tag of one, so the other publication (``open``) outlives his quitting until it
+    expires (RFC 3903 §4.1: each makes a publication of its own)."""
     store, trace = tmp_path / "sipactors.db", tmp_path / "trace.jsonl"
     _allow(store, "bob", "alice")
     port, server, _ = start_server(store, "--trace", str(trace))
     # users of the domain 127.0.0.1, every request through the server as outbound proxy
     outbound = f';outbound="sip:127.0.0.1:{port};lr";regint=60'
     bob_uri = "sip:bob@127.0.0.1"
-    bob_account = f"<{bob_uri}>{outbound};pubint=60"
     try:
         alice_contacts = [f'"Bob" <{bob_uri}>;presence=p2p']
         with Baresip(tmp_path / "alice", f"<sip:alice@127.0.0.1>{outbound}", alice_contacts) as alice:
             alice.wait_output(REGISTERED)
-            alice.wait_presence(bob_uri, "Offline")  # the first NOTIFY: Bob has no device (RFC 3856 §6.7)
-            with Baresip(tmp_path / "bob", bob_account, contacts=[]) as bob:
+            alice.wait_presence(bob_uri, "Offline")  # the first NOTIFY: Bob has no device
+            with Baresip(tmp_path / "bob", f"<{bob_uri}>{outbound}", contacts=[]) as bob:
                 bob.wait_output(REGISTERED)
-                alice.wait_presence(bob_uri, "Online")
-                bob.command("presence_offline")  # PUBLISH <basic>closed</basic>, SIP-If-Match
-                alice.wait_presence(bob_uri, "Offline")
-                bob.command("presence_online")
                 alice.wait_presence(bob_uri, "Online")
                 alice.command("message", "hello bob")
                 bob.wait_output('sip:alice@127.0.0.1: "hello bob"')
-            alice.wait_presence(bob_uri, "Offline")  # Bob unregistered and removed his publication
+            alice.wait_presence(bob_uri, "Offline")  # Bob unregistered as he quit
             alice.command("message", "are you there")
             _wait_trace(trace, lambda records: any(  # only a stored MESSAGE gets 202 here (RFC 6665 §8.3.1)
                 r["type"] == "out" and r["message"].startswith("SIP/2.0 202") for r in records),
                 "202 for the MESSAGE to Bob, who is offline")
-            with Baresip(tmp_path / "bob-again", bob_account, contacts=[]) as bob:
+            with Baresip(tmp_path / "bob-again", f"<{bob_uri}>{outbound};pubint=60", contacts=[]) as bob:
                 bob.wait_output('sip:alice@127.0.0.1: "are you there"')
+                alice.wait_presence(bob_uri, "Online")
+                bob.command("presence_offline")  # PUBLISH <basic>closed</basic>, SIP-If-Match
+                alice.wait_presence(bob_uri, "Offline")
+                bob.command("presence_online")  # PUBLISH <basic>open</basic>
                 alice.wait_presence(bob_uri, "Online")
             assert '"hello bob"' not in bob.output()  # delivered once, the first time
         assert server.poll() is None
