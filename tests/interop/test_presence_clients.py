@@ -30,6 +30,7 @@ import pytest
 from tests.e2e.test_serve import REPO, start_server, stop_server
 from tests.interop.baresip import BARESIP, REGISTERED, Baresip
 from tests.interop.test_sipp import SIPP, _sipp, _stop_sipp, register_contact, start_uas
+from tests.interop.users import PASSWORD, with_users
 
 if BARESIP is None and os.environ.get("SIPACTORS_REQUIRE_INTEROP"):
     raise RuntimeError("baresip (Debian baresip-core) is required here: .ci/run installs it")
@@ -134,7 +135,9 @@ def test_sipp_messages_for_an_offline_user_get_202_and_reach_the_device_that_reg
 
 
 @needs_baresip
-def test_two_baresips_see_presence_online_and_offline_and_exchange_messages_stored_while_offline(tmp_path: Path) -> None:
+@pytest.mark.parametrize("users", [False, True], ids=["open", "digest"])
+def test_two_baresips_see_presence_online_and_offline_and_exchange_messages_stored_while_offline(tmp_path: Path,
+                                                                                                 users: bool) -> None:
     """Alice watches Bob (``;presence=p2p``, allowed by Bob) and sees him offline: he has no device. Bob
     registers (publishing nothing): Alice sees him online (a presentity with nothing published is open
     while registered); her MESSAGE is shown by Bob's baresip at once. Bob quits (unregisters): Alice sees
@@ -144,12 +147,15 @@ def test_two_baresips_see_presence_online_and_offline_and_exchange_messages_stor
 
     Bob publishes only the second time: baresip 1.0 sends two PUBLISHes without SIP-If-Match as it starts
     and keeps the entity-tag of one, so the other publication (``open``) outlives his quitting until it
-    expires (RFC 3903 §4.1: each makes a publication of its own)."""
+    expires (RFC 3903 §4.1: each makes a publication of its own).
+
+    With users in the store, both authenticate: REGISTER (401), SUBSCRIBE, PUBLISH and MESSAGE (407)."""
     store, trace = tmp_path / "sipactors.db", tmp_path / "trace.jsonl"
+    options = with_users(store, ["alice", "bob"], tmp_path) if users else []
     _allow(store, "bob", "alice")
-    port, server, _ = start_server(store, "--trace", str(trace))
+    port, server, _ = start_server(store, "--trace", str(trace), *options)
     # users of the domain 127.0.0.1, every request through the server as outbound proxy
-    outbound = f';outbound="sip:127.0.0.1:{port};lr";regint=60'
+    outbound = f';outbound="sip:127.0.0.1:{port};lr";regint=60' + (f";auth_pass={PASSWORD}" if users else "")
     bob_uri = "sip:bob@127.0.0.1"
     try:
         alice_contacts = [f'"Bob" <{bob_uri}>;presence=p2p']
@@ -177,3 +183,6 @@ def test_two_baresips_see_presence_online_and_offline_and_exchange_messages_stor
         assert server.poll() is None
     finally:
         stop_server(server)
+    challenged = {r["message"].split(" ", 2)[1] for r in _records(trace) if r["type"] == "out"
+                  and r["message"].startswith(("SIP/2.0 401", "SIP/2.0 407"))}
+    assert challenged == ({"401", "407"} if users else set())
