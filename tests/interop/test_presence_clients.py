@@ -135,9 +135,9 @@ def test_sipp_messages_for_an_offline_user_get_202_and_reach_the_device_that_reg
 
 
 @needs_baresip
-@pytest.mark.parametrize("users", [False, True], ids=["open", "digest"])
+@pytest.mark.parametrize("mode", ["open", "digest", "aor-with-port"])
 def test_two_baresips_see_presence_online_and_offline_and_exchange_messages_stored_while_offline(tmp_path: Path,
-                                                                                                 users: bool) -> None:
+                                                                                                 mode: str) -> None:
     """Alice watches Bob (``;presence=p2p``, allowed by Bob) and sees him offline: he has no device. Bob
     registers (publishing nothing): Alice sees him online (a presentity with nothing published is open
     while registered); her MESSAGE is shown by Bob's baresip at once. Bob quits (unregisters): Alice sees
@@ -149,31 +149,37 @@ def test_two_baresips_see_presence_online_and_offline_and_exchange_messages_stor
     and keeps the entity-tag of one, so the other publication (``open``) outlives his quitting until it
     expires (RFC 3903 §4.1: each makes a publication of its own).
 
-    With users in the store, both authenticate: REGISTER (401), SUBSCRIBE, PUBLISH and MESSAGE (407)."""
+    The users are of the domain 127.0.0.1 and send every request to the server as their outbound proxy;
+    with ``digest`` they are in the store and authenticate: REGISTER (401), SUBSCRIBE, PUBLISH and MESSAGE
+    (407). With ``aor-with-port`` there is no outbound proxy: the accounts and Alice's contact name the
+    server by address and port (``sip:bob@127.0.0.1:PORT``, as tests/interop/test_baresip.py's accounts
+    do), the same users for the registrar and the proxy, who take the port as the server's own."""
     store, trace = tmp_path / "sipactors.db", tmp_path / "trace.jsonl"
+    users = mode == "digest"
     options = with_users(store, ["alice", "bob"], tmp_path) if users else []
     _allow(store, "bob", "alice")
     port, server, _ = start_server(store, "--trace", str(trace), *options)
-    # users of the domain 127.0.0.1, every request through the server as outbound proxy
-    outbound = f';outbound="sip:127.0.0.1:{port};lr";regint=60' + (f";auth_pass={PASSWORD}" if users else "")
-    bob_uri = "sip:bob@127.0.0.1"
+    domain = f"127.0.0.1:{port}" if mode == "aor-with-port" else "127.0.0.1"
+    outbound = "" if mode == "aor-with-port" else f';outbound="sip:127.0.0.1:{port};lr"'
+    outbound += ";regint=60" + (f";auth_pass={PASSWORD}" if users else "")
+    bob_uri = f"sip:bob@{domain}"
     try:
         alice_contacts = [f'"Bob" <{bob_uri}>;presence=p2p']
-        with Baresip(tmp_path / "alice", f"<sip:alice@127.0.0.1>{outbound}", alice_contacts) as alice:
+        with Baresip(tmp_path / "alice", f"<sip:alice@{domain}>{outbound}", alice_contacts) as alice:
             alice.wait_output(REGISTERED)
             alice.wait_presence(bob_uri, "Offline")  # the first NOTIFY: Bob has no device
             with Baresip(tmp_path / "bob", f"<{bob_uri}>{outbound}", contacts=[]) as bob:
                 bob.wait_output(REGISTERED)
                 alice.wait_presence(bob_uri, "Online")
                 alice.command("message", "hello bob")
-                bob.wait_output('sip:alice@127.0.0.1: "hello bob"')
+                bob.wait_output(f'sip:alice@{domain}: "hello bob"')
             alice.wait_presence(bob_uri, "Offline")  # Bob unregistered as he quit
             alice.command("message", "are you there")
             _wait_trace(trace, lambda records: any(  # only a stored MESSAGE gets 202 here (RFC 6665 §8.3.1)
                 r["type"] == "out" and r["message"].startswith("SIP/2.0 202") for r in records),
                 "202 for the MESSAGE to Bob, who is offline")
             with Baresip(tmp_path / "bob-again", f"<{bob_uri}>{outbound};pubint=60", contacts=[]) as bob:
-                bob.wait_output('sip:alice@127.0.0.1: "are you there"')
+                bob.wait_output(f'sip:alice@{domain}: "are you there"')
                 alice.wait_presence(bob_uri, "Online")
                 bob.command("presence_offline")  # PUBLISH <basic>closed</basic>, SIP-If-Match
                 alice.wait_presence(bob_uri, "Offline")
