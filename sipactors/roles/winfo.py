@@ -113,23 +113,36 @@ class WatcherInfo:
             raise WinfoError(f"state {self.state!r} is neither full nor partial")
 
 
+#: What XML 1.0 §2.2 does not allow in a document (ElementTree would write it, and no parser would read it).
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _checked(text: str) -> str:
+    if _NOT_XML_CHAR.search(text):
+        raise WinfoError(f"{text!r} holds a character XML 1.0 cannot carry")
+    return text
+
+
 def generate(document: WatcherInfo) -> bytes:
     """The document as UTF-8 XML (RFC 3858 §3: XML 1.0, UTF-8, the watcherinfo namespace)."""
-    root = ET.Element(f"{_Q}watcherinfo", {"version": str(document.version), "state": document.state})
+    # The namespace as a plain xmlns attribute over unqualified names: ElementTree would otherwise invent an
+    # ns0: prefix, and its default_namespace option refuses the (unqualified) attributes.
+    root = ET.Element("watcherinfo", {"xmlns": NAMESPACE, "version": str(document.version), "state": document.state})
     for resource in document.lists:
-        element = ET.SubElement(root, f"{_Q}watcher-list", {"resource": resource.resource, "package": resource.package})
+        element = ET.SubElement(root, "watcher-list", {"resource": _checked(resource.resource),
+                                                       "package": _checked(resource.package)})
         for watcher in resource.watchers:
             attributes = {"id": watcher.id, "status": watcher.status, "event": watcher.event}
             if watcher.display_name is not None:
-                attributes["display-name"] = watcher.display_name
+                attributes["display-name"] = _checked(watcher.display_name)
             if watcher.expiration is not None:
                 attributes["expiration"] = str(watcher.expiration)
             if watcher.duration_subscribed is not None:
                 attributes["duration-subscribed"] = str(watcher.duration_subscribed)
             if watcher.lang is not None:
                 attributes[_XML_LANG] = watcher.lang
-            ET.SubElement(element, f"{_Q}watcher", attributes).text = watcher.uri
-    return ET.tostring(root, encoding="UTF-8", xml_declaration=True, default_namespace=NAMESPACE)
+            ET.SubElement(element, "watcher", attributes).text = _checked(watcher.uri)
+    return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
 
 
 _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
