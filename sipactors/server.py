@@ -138,10 +138,13 @@ def _presence_config(config: ServerConfig, presence: dict[str, Any], path: Path)
             missing = {"presentity", "watcher", "action"} - set(rule)
             if missing:
                 raise ValueError(f"rule {number} lacks {', '.join(sorted(missing))}")
-            config.presence_rules.append(Rule(
-                canonical_presentity(str(rule["presentity"]), default_domain),
-                canonical_watcher(str(rule["watcher"]), default_domain), parse_action(str(rule["action"])),
-            ))
+            try:
+                config.presence_rules.append(Rule(
+                    canonical_presentity(str(rule["presentity"]), default_domain),
+                    canonical_watcher(str(rule["watcher"]), default_domain), parse_action(str(rule["action"])),
+                ))
+            except ValueError as error:
+                raise ValueError(f"rule {number}: {error}") from None
     except ValueError as error:
         raise SystemExit(f"sipactors serve: {path}: [presence]: {error}") from None
 
