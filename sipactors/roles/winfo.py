@@ -10,8 +10,9 @@ Three parts:
   elements and attributes of other namespaces (RFC 3858 §3: "MUST be ignored").
 * **The watcher list** (``WatcherList``): the state of every presence subscription, per presentity, in the
   vocabulary of RFC 3857 §4.7.1's subscription state machine (pending, active, waiting, terminated and the
-  events that led there). The presence package forwards its ``started``/``ended`` calls to it; whenever the
-  list changes it tells the notifier ``changed("presence.winfo", presentity, hint=ids)``.
+  events that led there). The presence package's ``started``/``ended`` calls reach it (``WatchedPackage``
+  wraps the package to forward them); whenever the list changes it tells the notifier
+  ``changed("presence.winfo", presentity, hint=ids)``.
 * **The package** (``WinfoPackage``): event ``presence.winfo`` (RFC 3857 §4.1). Only the presentity itself
   may subscribe to its watcher information (RFC 3857 §4.6 recommends it; its other recommendation, that an
   authorized watcher may see its own subscription, is not offered: every other watcher is BLOCKed).
@@ -34,11 +35,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from sipactors.roles.events import Authorization, Body, NotifierHandle, SubscriptionInfo
+from sipactors.roles.events import Authorization, Body, EventPackage, NotifierHandle, SubscriptionInfo
 
 __all__ = [
-    "CONTENT_TYPE", "EVENTS", "NAMESPACE", "STATUSES", "ResourceWatchers", "Watcher", "WatcherInfo", "WatcherList",
-    "WinfoError", "WinfoPackage", "generate", "parse", "watcher_id",
+    "CONTENT_TYPE", "EVENTS", "NAMESPACE", "STATUSES", "ResourceWatchers", "WatchedPackage", "Watcher", "WatcherInfo",
+    "WatcherList", "WinfoError", "WinfoPackage", "generate", "parse", "watcher_id",
 ]
 
 NAMESPACE = "urn:ietf:params:xml:ns:watcherinfo"  # RFC 3858 §3
@@ -379,3 +380,34 @@ class WinfoPackage:
 
     def ended(self, subscription: SubscriptionInfo, reason: str) -> None:
         self._versions.pop(subscription.id, None)
+
+
+class WatchedPackage:
+    """``package`` (the presence package) with its subscriptions reported to ``watchers``: register this with
+    the notifier in the package's place, and every ``started``/``ended`` reaches both, the package first."""
+
+    def __init__(self, package: EventPackage, watchers: WatcherList) -> None:
+        self.package = package
+        self.watchers = watchers
+        self.event = package.event
+
+    def content_types(self) -> tuple[str, ...]:
+        return self.package.content_types()
+
+    def resource_exists(self, resource: str) -> bool:
+        return self.package.resource_exists(resource)
+
+    def authorize(self, subscription: SubscriptionInfo) -> Authorization:
+        return self.package.authorize(subscription)
+
+    def body(self, subscription: SubscriptionInfo, authorization: Authorization, *, full: bool = True,
+             changed: frozenset[str] = frozenset()) -> Body | None:
+        return self.package.body(subscription, authorization, full=full, changed=changed)
+
+    def started(self, subscription: SubscriptionInfo, authorization: Authorization) -> None:
+        self.package.started(subscription, authorization)
+        self.watchers.watcher_started(subscription, authorization)
+
+    def ended(self, subscription: SubscriptionInfo, reason: str) -> None:
+        self.package.ended(subscription, reason)
+        self.watchers.watcher_ended(subscription, reason)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sipactors.roles.events import Authorization, EventPackage, SubscriptionInfo
+from sipactors.roles.events import Authorization, Body, EventPackage, SubscriptionInfo
 from sipactors.roles.winfo import (
     CONTENT_TYPE,
     EVENTS,
@@ -16,6 +16,7 @@ from sipactors.roles.winfo import (
     NAMESPACE,
     STATUSES,
     ResourceWatchers,
+    WatchedPackage,
     Watcher,
     WatcherInfo,
     WatcherList,
@@ -341,3 +342,46 @@ def test_versions_are_scoped_within_a_winfo_subscription_rfc3858(watchers: Watch
     assert parse(winfo.body(two, A.ALLOW).data).version == 0  # type: ignore[union-attr]
     winfo.ended(one, "timeout")
     assert parse(winfo.body(one, A.ALLOW).data).version == 0  # type: ignore[union-attr]
+
+
+class RecordingPackage:
+    """A presence package as the notifier sees it, recording the calls it gets."""
+
+    event = "presence"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def content_types(self) -> tuple[str, ...]:
+        return ("application/pidf+xml",)
+
+    def resource_exists(self, resource: str) -> bool:
+        return resource == ALICE
+
+    def authorize(self, subscription: SubscriptionInfo) -> Authorization:
+        return A.PENDING
+
+    def body(self, subscription: SubscriptionInfo, authorization: Authorization, *, full: bool = True,
+             changed: frozenset[str] = frozenset()) -> Body | None:
+        return Body("application/pidf+xml", f"{full}:{sorted(changed)}".encode())
+
+    def started(self, subscription: SubscriptionInfo, authorization: Authorization) -> None:
+        self.calls.append(("started", authorization.value))
+
+    def ended(self, subscription: SubscriptionInfo, reason: str) -> None:
+        self.calls.append(("ended", reason))
+
+
+def test_a_watched_package_forwards_to_the_package_and_the_watcher_list(watchers: WatcherList) -> None:
+    inner = RecordingPackage()
+    watched: EventPackage = WatchedPackage(inner, watchers)
+    bob = subscription(BOB)
+    assert watched.event == "presence" and watched.content_types() == ("application/pidf+xml",)
+    assert watched.resource_exists(ALICE) and not watched.resource_exists(BOB)
+    assert watched.authorize(bob) is A.PENDING
+    assert watched.body(bob, A.ALLOW, full=False, changed=frozenset({"x"})) == Body("application/pidf+xml", b"False:['x']")
+    watched.started(bob, A.PENDING)
+    assert states(watchers) == [(BOB, "pending", "subscribe")]
+    watched.ended(bob, "timeout")
+    assert states(watchers) == [(BOB, "waiting", "timeout")]
+    assert inner.calls == [("started", "confirm"), ("ended", "timeout")]
