@@ -21,7 +21,6 @@ per-presentity revisions holds one row per presentity that ever had a rule, so i
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,6 +28,8 @@ from sipactors.roles.events import Authorization
 from sipactors.store.model import canonical_aor
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from sipactors.store.sqlite import _Database
 
 __all__ = [
