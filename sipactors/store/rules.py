@@ -104,8 +104,8 @@ def canonical_watcher(text: str, default_domain: str | None = None) -> str:
         return ANY_WATCHER
     if text.startswith("*@"):
         domain = text[2:]
-        if not domain or "@" in domain:
-            raise ValueError(f"not a domain rule: {text!r} (write *@example.com)")
+        if not domain or "@" in domain or domain.rpartition("]")[2].count(":"):
+            raise ValueError(f"not a domain rule: {text!r} (write *@example.com, no user, no port)")
         canonical_aor(f"sip:{domain}")  # the same host syntax as a URI's (ValueError otherwise)
         return domain_rule(domain)
     return canonical_aor(_with_domain(text, default_domain))

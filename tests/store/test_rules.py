@@ -123,13 +123,14 @@ def test_the_sqlite_store_behaves_as_the_memory_store(operations: list[tuple[boo
     ("sip:Bob@EXAMPLE.com;transport=tcp", "sip:Bob@example.com"),
     ("tel:+1-201-555-0123", "tel:+12015550123"),
     ("*@Example.ORG", "*@example.org"),
+    ("*@[2001:DB8::1]", "*@[2001:db8::1]"),
     ("*", "*"),
 ])
 def test_watchers_are_stored_in_canonical_form(text: str, expected: str) -> None:
     assert canonical_watcher(text, "example.com") == expected
 
 
-@pytest.mark.parametrize("text", ["bob", "*@", "*@a@b", "*@bad host"])
+@pytest.mark.parametrize("text", ["bob", "*@", "*@a@b", "*@bad host", "*@example.com:5060", "*@[2001:db8::1]:5060"])
 def test_a_watcher_without_a_domain_or_a_bad_domain_rule_is_refused(text: str) -> None:
     with pytest.raises(ValueError):
         canonical_watcher(text)
