@@ -6,6 +6,7 @@ It behaves exactly as ``SqliteStore`` does, but nothing survives the process.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 
 from sipactors.store.model import (
     Binding,
@@ -19,6 +20,7 @@ from sipactors.store.model import (
     checked_ha1s,
     same_contact,
 )
+from sipactors.store.rules import MemoryRuleStore
 
 __all__ = ["MemoryLocationStore", "MemoryStore", "MemoryUserStore"]
 
@@ -138,6 +140,11 @@ class MemoryStore:
     @property
     def users(self) -> MemoryUserStore:
         return self._users
+
+    @cached_property
+    def presence_rules(self) -> MemoryRuleStore:
+        """Watcher authorization rules (``sipactors.store.rules``)."""
+        return MemoryRuleStore()
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object goes."""

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
 from sipactors.store.model import (
@@ -40,6 +41,7 @@ from sipactors.store.model import (
     checked_ha1s,
     same_contact,
 )
+from sipactors.store.rules import SqliteRuleStore
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "SqliteLocationStore", "SqliteStore", "SqliteUserStore", "StoreError"]
 
@@ -359,6 +361,11 @@ class SqliteStore:
     @property
     def users(self) -> SqliteUserStore:
         return self._users
+
+    @cached_property
+    def presence_rules(self) -> SqliteRuleStore:
+        """Watcher authorization rules (``sipactors.store.rules``), their tables made on first use."""
+        return SqliteRuleStore(self._db)
 
     def close(self) -> None:
         self._db.close()
