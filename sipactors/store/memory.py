@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from sipactors.store.lists import MemoryListStore
 from sipactors.store.model import (
     Binding,
     Change,
@@ -130,6 +131,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._locations = MemoryLocationStore()
         self._users = MemoryUserStore()
+        self._lists = MemoryListStore()
 
     @property
     def locations(self) -> MemoryLocationStore:
@@ -138,6 +140,11 @@ class MemoryStore:
     @property
     def users(self) -> MemoryUserStore:
         return self._users
+
+    @property
+    def lists(self) -> MemoryListStore:
+        """Presence lists (RFC 4662; ``sipactors.store.lists``)."""
+        return self._lists
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object goes."""

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from sipactors.store.lists import SqliteListStore
 from sipactors.store.model import (
     Binding,
     Change,
@@ -343,6 +344,7 @@ class SqliteStore:
         self._db = _Database(self.path, synchronous)
         self._locations = SqliteLocationStore(self._db)
         self._users = SqliteUserStore(self._db)
+        self._lists: SqliteListStore | None = None
 
     @property
     def locations(self) -> SqliteLocationStore:
@@ -359,6 +361,13 @@ class SqliteStore:
     @property
     def users(self) -> SqliteUserStore:
         return self._users
+
+    @property
+    def lists(self) -> SqliteListStore:
+        """Presence lists (RFC 4662), their tables made on first use (``sipactors.store.lists``)."""
+        if self._lists is None:
+            self._lists = SqliteListStore(self._db)
+        return self._lists
 
     def close(self) -> None:
         self._db.close()
