@@ -25,6 +25,7 @@ from sipactors.roles.core import Core
 from sipactors.roles.digest import Authenticator, DigestPolicy
 from sipactors.roles.proxy import DEFAULT_AUTH_METHODS, TIMER_C_MS, Listener, ProxyPolicy, ProxyRole
 from sipactors.roles.registrar import Registrar, RegistrarPolicy
+from sipactors.roles.rls import ListConfig, apply_lists, lists_from_config, local_domains
 from sipactors.routing import apply_routing_config, build_dialplan, build_resolver, routing_banner
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
 from sipactors.runtime.proxy import Proxy
@@ -62,6 +63,7 @@ class ServerConfig:
     dns_attempts: int = 2  # rounds over the nameservers before a lookup fails (503)
     hosts: dict[str, list[str]] = field(default_factory=dict)  # name -> ["address[:port]", ...], before DNS
     dialplan: list[dict[str, Any]] = field(default_factory=list)  # [[dialplan]] tables (roles/dialplan.py)
+    presence_lists: list[ListConfig] = field(default_factory=list)  # [[presence.list]]: RFC 4662 lists, put in the store at start
 
 
 def load_config(
@@ -97,6 +99,10 @@ def load_config(
             raise SystemExit(f"sipactors serve: {path}: [proxy] timer_c must be above 180 seconds (RFC 3261 §16.6 step 11)")
         if {"ACK", "CANCEL"} & set(config.auth_methods):
             raise SystemExit(f"sipactors serve: {path}: [proxy] auth_methods: ACK and CANCEL are never challenged (RFC 3261 §22.1)")
+        try:
+            config.presence_lists = lists_from_config(data)
+        except ValueError as error:
+            raise SystemExit(f"sipactors serve: {path}: {error}") from None
         config.trace = server.get("trace", config.trace)
         config.server_name = server.get("name", config.server_name)
         try:  # a bad URL is reported now, before any listener starts, not when the registrar first writes
@@ -192,9 +198,13 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     if udp is None:
         raise SystemExit("sipactors serve: at least one UDP listener is needed (it is the layer's default)")
     store = open_store(config.store)
+    domains = frozenset(name.lower() for name in ["localhost", *config.domains, *(host for _, host, _ in config.listeners)])
+    try:  # the configured presence lists, as written (RFC 4662: each list's members local presentities)
+        apply_lists(store.lists, config.presence_lists, local_domains(domains))
+    except ValueError as error:
+        raise SystemExit(f"sipactors serve: [[presence.list]]: {error}") from None
     # REGISTERs are committed in groups on a writer thread; their 200s go out from the scheduler thread.
     committer = committer_for(store, scheduler.submit)
-    domains = frozenset(name.lower() for name in ["localhost", *config.domains, *(host for _, host, _ in config.listeners)])
     registrar = Registrar(
         store, RegistrarPolicy(domains, min_expires=config.min_expires, max_expires=config.max_expires),
         Authenticator(os.urandom(32), DigestPolicy(algorithms=config.digest_algorithms)), time.time, os.urandom,
