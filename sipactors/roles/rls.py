@@ -110,6 +110,7 @@ class _ListSubscription:
     info: SubscriptionInfo
     version: int = 0  # of the next NOTIFY (RFC 4662 §5.2)
     members: dict[str, Authorization] = field(default_factory=dict)  # member -> what the inner package said
+    live: bool = True  # False: a body rendered outside started()..ended(), which tells the inner package nothing
 
 
 def _token(*parts: str) -> str:
@@ -214,9 +215,10 @@ class ListPackage:
         if authorization is not Authorization.ALLOW:
             return None  # a blocked watcher learns nothing of the list
         state = self._subscriptions.get(subscription.id)
-        if state is None:  # body before started: start the virtual subscriptions now
-            self.started(subscription, authorization)
-            state = self._subscriptions[subscription.id]
+        if state is None:
+            # Outside started()..ended() (the notifier calls started before the first NOTIFY and may render a
+            # final one after ended): render from the inner package's answers, starting nothing that would leak.
+            state = _ListSubscription(subscription, live=False)
         self._sync(state, found)
         full = full or not changed
         members = [m for m in found.members if full or m.uri in changed]
@@ -291,7 +293,8 @@ class ListPackage:
         authorization = self.inner.authorize(virtual)
         if state.members.get(member) is not authorization:
             state.members[member] = authorization
-            self.inner.started(virtual, authorization)
+            if state.live:
+                self.inner.started(virtual, authorization)
         return authorization
 
     def _sync(self, state: _ListSubscription, found: PresenceList) -> None:
@@ -299,7 +302,8 @@ class ListPackage:
         current = {member.uri for member in found.members}
         for member in [m for m in state.members if m not in current]:
             del state.members[member]
-            self.inner.ended(self._virtual(state, member), "deactivated")
+            if state.live:
+                self.inner.ended(self._virtual(state, member), "deactivated")
 
     def _end(self, subscription_id: str, reason: str) -> None:
         state = self._subscriptions.pop(subscription_id, None)

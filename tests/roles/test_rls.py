@@ -316,3 +316,35 @@ def test_configured_lists_are_loaded_exactly_as_written() -> None:
                 {"presence": {"list": [{"uri": LIST, "owner": ALICE, "members": [3]}]}}):
         with pytest.raises(ValueError, match=r"\[\[presence.list\]\] #1"):
             lists_from_config(bad)
+
+
+def test_a_body_outside_the_subscriptions_life_starts_no_back_end_subscription(rls: Rls) -> None:
+    sub = subscription()
+    start(rls, sub)
+    notify(rls, sub)
+    rls.package.ended(sub, "timeout")
+    assert rls.presence.watchers == {}
+    document, parts = notify(rls, sub)  # e.g. a final NOTIFY rendered after ended()
+    assert document.full_state and len(parts) == 2
+    assert rls.presence.watchers == {}  # nothing started that nobody would end
+
+
+def test_a_polite_block_is_active_with_the_neutral_state_rfc5025(rls: Rls) -> None:
+    rls.presence.rules[(BOB, ALICE)] = Authorization.POLITE_BLOCK
+    sub = subscription()
+    start(rls, sub)
+    document, parts = notify(rls, sub)
+    bob = document.resources[0]
+    assert bob.instances[0].state == "active"  # alice cannot tell she is blocked
+    assert b"<basic>closed</basic>" in parts[bob.instances[0].cid]
+
+
+def test_a_rule_about_another_watcher_does_not_touch_the_list(rls: Rls) -> None:
+    sub = subscription()
+    start(rls, sub)
+    rls.notifier.changes.clear()
+    rls.presence.decide(CAROL, BOB, Authorization.ALLOW)  # carol approves bob, not alice
+    assert rls.notifier.reauthorizations == [("presence", CAROL, BOB)]  # passed on to the notifier
+    assert rls.notifier.changes == []
+    rls.presence.decide(BOB, ALICE, Authorization.ALLOW)  # bob already allowed alice: nothing moved
+    assert rls.notifier.changes == []
