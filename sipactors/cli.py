@@ -91,7 +91,35 @@ def _parser() -> argparse.ArgumentParser:
     presence_commands.append(presence_rules)
     for rule in presence_commands:
         rule.add_argument("--domain", help="the domain of bare names (default: that of the store's users, if one)")
-    for store_command in (add, delete, users_list, bindings_list, *presence_commands):
+    lists = commands.add_parser(
+        "lists", help="manage presence lists (buddy lists with their own URI, RFC 4662)",
+        description="Manage the presence lists the resource list server serves (RFC 4662): a SUBSCRIBE to a "
+        "list's URI with Supported: eventlist, from its owner, gets the state of every member. Exit status: 0 "
+        "done, 1 no such list or member, 64 usage error, 66 the store cannot be opened.",
+    )
+    lists_actions = lists.add_subparsers(dest="action", required=True)
+    lists_add = lists_actions.add_parser("add", help="add a list, or change its owner or name")
+    lists_add.add_argument("list_uri", nargs="?", metavar="LIST-URI",
+                           help="the list's own URI (default: sip:USER-buddies@DOMAIN of the owner)")
+    lists_add.add_argument("--owner", required=True, metavar="AOR", help="the user who may subscribe to it")
+    lists_add.add_argument("--name", default="", help="display name (RLMI <name>)")
+    lists_del = lists_actions.add_parser("del", help="delete a list and its members")
+    lists_del.add_argument("list_uri", metavar="LIST-URI")
+    lists_show = lists_actions.add_parser("show", help="show one list or every list with its members")
+    lists_show.add_argument("list_uri", nargs="?", metavar="LIST-URI")
+    member = lists_actions.add_parser("member", help="add or delete a member of a list")
+    member_actions = member.add_subparsers(dest="member_action", required=True)
+    member_add = member_actions.add_parser("add", help="append a local presentity to a list")
+    member_add.add_argument("list_uri", metavar="LIST-URI")
+    member_add.add_argument("member", metavar="MEMBER")
+    member_add.add_argument("--name", default="", help="display name (RLMI <name>)")
+    member_add.add_argument("--domain", action="append", default=[],
+                            help="another local domain (besides the list's and the owner's); repeatable")
+    member_del = member_actions.add_parser("del", help="remove a member from a list")
+    member_del.add_argument("list_uri", metavar="LIST-URI")
+    member_del.add_argument("member", metavar="MEMBER")
+    for store_command in (add, delete, users_list, bindings_list, *presence_commands, lists_add, lists_del,
+                          lists_show, member_add, member_del):
         store_command.add_argument(
             "--store", default=DEFAULT_STORE_URL, metavar="URL",
             help=f"the store: sqlite:///PATH or memory: (default {DEFAULT_STORE_URL})",
@@ -123,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         from sipactors.admin import run_bindings
 
         return run_bindings(args.store, args.aor)
+    if args.command == "lists":
+        from sipactors.admin_lists import run_lists
+
+        action = f"member-{args.member_action}" if args.action == "member" else args.action
+        return run_lists(action, args.store, args.list_uri, getattr(args, "owner", None), getattr(args, "name", ""),
+                         getattr(args, "member", None), getattr(args, "domain", ()))
     if args.command == "check":
         from sipactors.check import run_check
 

@@ -27,6 +27,7 @@ from sipactors.roles.digest import Authenticator, DigestPolicy
 from sipactors.roles.events import Authorization
 from sipactors.roles.proxy import DEFAULT_AUTH_METHODS, TIMER_C_MS, Listener, ProxyPolicy, ProxyRole
 from sipactors.roles.registrar import Registrar, RegistrarPolicy
+from sipactors.roles.rls import ListConfig, apply_lists, lists_from_config, local_domains
 from sipactors.routing import apply_routing_config, build_dialplan, build_resolver, routing_banner
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
 from sipactors.runtime.proxy import Proxy
@@ -69,6 +70,7 @@ class ServerConfig:
     # into the store at start; [presence] default_rule applies when no rule does (RFC 5025 §3.2.1 names)
     presence_rules: list[Rule] = field(default_factory=list)
     presence_default: Authorization = Authorization.PENDING
+    presence_lists: list[ListConfig] = field(default_factory=list)  # [[presence.list]]: RFC 4662 lists, put in the store at start
 
 
 def load_config(
@@ -105,6 +107,10 @@ def load_config(
         if {"ACK", "CANCEL"} & set(config.auth_methods):
             raise SystemExit(f"sipactors serve: {path}: [proxy] auth_methods: ACK and CANCEL are never challenged (RFC 3261 §22.1)")
         _presence_config(config, data.get("presence", {}), path)
+        try:
+            config.presence_lists = lists_from_config(data)
+        except ValueError as error:
+            raise SystemExit(f"sipactors serve: {path}: {error}") from None
         config.trace = server.get("trace", config.trace)
         config.server_name = server.get("name", config.server_name)
         try:  # a bad URL is reported now, before any listener starts, not when the registrar first writes
@@ -239,9 +245,13 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         raise SystemExit("sipactors serve: at least one UDP listener is needed (it is the layer's default)")
     store = open_store(config.store)
     apply_presence_rules(config, store.presence_rules)
+    domains = frozenset(name.lower() for name in ["localhost", *config.domains, *(host for _, host, _ in config.listeners)])
+    try:  # the configured presence lists, as written (RFC 4662: each list's members local presentities)
+        apply_lists(store.lists, config.presence_lists, local_domains(domains))
+    except ValueError as error:
+        raise SystemExit(f"sipactors serve: [[presence.list]]: {error}") from None
     # REGISTERs are committed in groups on a writer thread; their 200s go out from the scheduler thread.
     committer = committer_for(store, scheduler.submit)
-    domains = frozenset(name.lower() for name in ["localhost", *config.domains, *(host for _, host, _ in config.listeners)])
     registrar = Registrar(
         store, RegistrarPolicy(domains, min_expires=config.min_expires, max_expires=config.max_expires),
         Authenticator(os.urandom(32), DigestPolicy(algorithms=config.digest_algorithms)), time.time, os.urandom,

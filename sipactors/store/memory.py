@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 
+from sipactors.store.lists import MemoryListStore
 from sipactors.store.model import (
     Binding,
     Change,
@@ -132,6 +133,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._locations = MemoryLocationStore()
         self._users = MemoryUserStore()
+        self._lists = MemoryListStore()
 
     @property
     def locations(self) -> MemoryLocationStore:
@@ -145,6 +147,11 @@ class MemoryStore:
     def presence_rules(self) -> MemoryRuleStore:
         """Watcher authorization rules (``sipactors.store.rules``)."""
         return MemoryRuleStore()
+
+    @property
+    def lists(self) -> MemoryListStore:
+        """Presence lists (RFC 4662; ``sipactors.store.lists``)."""
+        return self._lists
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object goes."""

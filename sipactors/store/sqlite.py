@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
+from sipactors.store.lists import SqliteListStore
 from sipactors.store.model import (
     Binding,
     Change,
@@ -345,6 +346,7 @@ class SqliteStore:
         self._db = _Database(self.path, synchronous)
         self._locations = SqliteLocationStore(self._db)
         self._users = SqliteUserStore(self._db)
+        self._lists: SqliteListStore | None = None
 
     @property
     def locations(self) -> SqliteLocationStore:
@@ -366,6 +368,13 @@ class SqliteStore:
     def presence_rules(self) -> SqliteRuleStore:
         """Watcher authorization rules (``sipactors.store.rules``), their tables made on first use."""
         return SqliteRuleStore(self._db)
+
+    @property
+    def lists(self) -> SqliteListStore:
+        """Presence lists (RFC 4662), their tables made on first use (``sipactors.store.lists``)."""
+        if self._lists is None:
+            self._lists = SqliteListStore(self._db)
+        return self._lists
 
     def close(self) -> None:
         self._db.close()
