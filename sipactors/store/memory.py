@@ -6,7 +6,9 @@ It behaves exactly as ``SqliteStore`` does, but nothing survives the process.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 
+from sipactors.store.lists import MemoryListStore
 from sipactors.store.model import (
     Binding,
     Change,
@@ -19,6 +21,7 @@ from sipactors.store.model import (
     checked_ha1s,
     same_contact,
 )
+from sipactors.store.rules import MemoryRuleStore
 
 __all__ = ["MemoryLocationStore", "MemoryStore", "MemoryUserStore"]
 
@@ -130,6 +133,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._locations = MemoryLocationStore()
         self._users = MemoryUserStore()
+        self._lists = MemoryListStore()
 
     @property
     def locations(self) -> MemoryLocationStore:
@@ -138,6 +142,16 @@ class MemoryStore:
     @property
     def users(self) -> MemoryUserStore:
         return self._users
+
+    @cached_property
+    def presence_rules(self) -> MemoryRuleStore:
+        """Watcher authorization rules (``sipactors.store.rules``)."""
+        return MemoryRuleStore()
+
+    @property
+    def lists(self) -> MemoryListStore:
+        """Presence lists (RFC 4662; ``sipactors.store.lists``)."""
+        return self._lists
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object goes."""

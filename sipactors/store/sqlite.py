@@ -25,8 +25,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
+from sipactors.store.lists import SqliteListStore
 from sipactors.store.model import (
     Binding,
     Change,
@@ -40,6 +42,7 @@ from sipactors.store.model import (
     checked_ha1s,
     same_contact,
 )
+from sipactors.store.rules import SqliteRuleStore
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "SqliteLocationStore", "SqliteStore", "SqliteUserStore", "StoreError"]
 
@@ -343,6 +346,7 @@ class SqliteStore:
         self._db = _Database(self.path, synchronous)
         self._locations = SqliteLocationStore(self._db)
         self._users = SqliteUserStore(self._db)
+        self._lists: SqliteListStore | None = None
 
     @property
     def locations(self) -> SqliteLocationStore:
@@ -359,6 +363,18 @@ class SqliteStore:
     @property
     def users(self) -> SqliteUserStore:
         return self._users
+
+    @cached_property
+    def presence_rules(self) -> SqliteRuleStore:
+        """Watcher authorization rules (``sipactors.store.rules``), their tables made on first use."""
+        return SqliteRuleStore(self._db)
+
+    @property
+    def lists(self) -> SqliteListStore:
+        """Presence lists (RFC 4662), their tables made on first use (``sipactors.store.lists``)."""
+        if self._lists is None:
+            self._lists = SqliteListStore(self._db)
+        return self._lists
 
     def close(self) -> None:
         self._db.close()
