@@ -49,8 +49,10 @@ def _allow(store: Path, presentity: str, watcher: str) -> None:
 
 
 def _records(trace: Path) -> list[dict[str, Any]]:
-    """The messages of a ``--trace`` file, as far as the server has written it."""
-    return [r for r in map(json.loads, trace.read_text().splitlines()) if "message" in r]
+    """The messages of a ``--trace`` file, as far as the server has written it (whole lines only: the
+    server may be writing the last one)."""
+    text = trace.read_text() if trace.exists() else ""
+    return [r for r in map(json.loads, text[: text.rfind("\n") + 1].splitlines()) if "message" in r]
 
 
 def _requests_sent(trace: Path, method: str, destination: list[Any] | None = None) -> int:
