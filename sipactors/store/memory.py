@@ -19,6 +19,7 @@ from sipactors.store.model import (
     checked_ha1s,
     same_contact,
 )
+from sipactors.store.subscriptions import MemorySubscriptionStore
 
 __all__ = ["MemoryLocationStore", "MemoryStore", "MemoryUserStore"]
 
@@ -130,6 +131,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._locations = MemoryLocationStore()
         self._users = MemoryUserStore()
+        self._subscriptions = MemorySubscriptionStore()
 
     @property
     def locations(self) -> MemoryLocationStore:
@@ -138,6 +140,11 @@ class MemoryStore:
     @property
     def users(self) -> MemoryUserStore:
         return self._users
+
+    @property
+    def subscriptions(self) -> MemorySubscriptionStore:
+        """The notifier's subscriptions (``sipactors.store.subscriptions``)."""
+        return self._subscriptions
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object goes."""

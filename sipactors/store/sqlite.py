@@ -40,6 +40,7 @@ from sipactors.store.model import (
     checked_ha1s,
     same_contact,
 )
+from sipactors.store.subscriptions import SqliteSubscriptionStore
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "SqliteLocationStore", "SqliteStore", "SqliteUserStore", "StoreError"]
 
@@ -343,6 +344,7 @@ class SqliteStore:
         self._db = _Database(self.path, synchronous)
         self._locations = SqliteLocationStore(self._db)
         self._users = SqliteUserStore(self._db)
+        self._subscriptions: SqliteSubscriptionStore | None = None
 
     @property
     def locations(self) -> SqliteLocationStore:
@@ -359,6 +361,13 @@ class SqliteStore:
     @property
     def users(self) -> SqliteUserStore:
         return self._users
+
+    @property
+    def subscriptions(self) -> SqliteSubscriptionStore:
+        """The notifier's subscriptions (``sipactors.store.subscriptions``), their table made on first use."""
+        if self._subscriptions is None:
+            self._subscriptions = SqliteSubscriptionStore(self._db)
+        return self._subscriptions
 
     def close(self) -> None:
         self._db.close()
