@@ -25,11 +25,14 @@ from sipactors.message import NameAddr, Request, Response, Via, parse_uri
 from sipactors.message.build import response_for
 from sipactors.message.params import Params
 from sipactors.roles.events import Body, EventPackage
+from sipactors.roles.proxy import (
+    Answer as Refusal,  # a SUBSCRIBE refused: answered as the proxy answers (status, headers)
+)
 from sipactors.store.model import canonical_aor
 
 __all__ = [
     "DEFAULT_EXPIRES", "Refusal", "Subscribe", "SubscribePolicy", "accepted", "allow_events", "check_subscribe",
-    "media_allowed", "notify_request", "refusal_response",
+    "media_allowed", "notify_request", "subscription_state",
 ]
 
 #: RFC 6665 §5.4.4: each package defines its default duration; this one is presence's (RFC 3856 §6.4),
@@ -45,15 +48,6 @@ class SubscribePolicy:
 
     min_expires: int = 60  # shorter (but not 0) gets 423 with Min-Expires
     max_expires: int = 86_400  # longer is shortened to this
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A SUBSCRIBE refused before any subscription exists: status, reason phrase, extra header fields."""
-
-    status: int
-    reason: str | None = None
-    headers: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +85,8 @@ def check_subscribe(
     package = packages.get(event.value.lower()) if event is not None else None
     if event is None or package is None:
         # §8.2.1: Event is mandatory in a SUBSCRIBE; without it no package can be meant
-        return Refusal(489, None, (("Allow-Events", allow_events(packages)),))
+        # (Allow-Events names at least one package, RFC 6665 §8.2.2: none hosted, none named)
+        return Refusal(489, None, (("Allow-Events", allow_events(packages)),) if packages else ())
     expires = request.expires
     if expires is None:
         expires = int(getattr(package, "default_expires", DEFAULT_EXPIRES))
@@ -110,10 +105,6 @@ def check_subscribe(
         return Refusal(404)
     supported = frozenset(tag.lower() for tag in request.header("Supported") or [])
     return Subscribe(event.value.lower(), event.params.get("id"), expires, resource, accept, supported)
-
-
-def refusal_response(request: Request, refusal: Refusal, to_tag: str) -> Response:
-    return response_for(request, refusal.status, refusal.reason, to_tag=to_tag, headers=list(refusal.headers))
 
 
 def accepted(request: Request, to_tag: str, expires: int, contact: NameAddr) -> Response:
@@ -144,7 +135,7 @@ def notify_request(
     request = Request("NOTIFY", parse_uri(remote_target))
     request.add_header("Via", [via])
     if route_set:
-        request.add_header("Route", ", ".join(route_set))
+        request.add_header("Route", ", ".join(f"<{uri}>" for uri in route_set))
     event_value = event + (f";id={event_id}" if event_id is not None else "")
     for name, value in (
         ("Max-Forwards", MAX_FORWARDS),
