@@ -78,9 +78,11 @@ def media_allowed(accept: tuple[str, ...], offered: str) -> bool:
 
 
 def check_subscribe(
-    request: Request, packages: Mapping[str, EventPackage], policy: SubscribePolicy,
+    request: Request, packages: Mapping[str, EventPackage], policy: SubscribePolicy, resource: str | None = None,
 ) -> Subscribe | Refusal:
-    """RFC 6665 §4.2.1.1 for a SUBSCRIBE: what it asks for, or why it is refused."""
+    """RFC 6665 §4.2.1.1 for a SUBSCRIBE: what it asks for, or why it is refused. ``resource`` is given for
+    an in-dialog SUBSCRIBE (a refresh, §4.2.1.4): its Request-URI is our Contact, and the resource is the
+    subscription's."""
     event = request.header("Event")
     package = packages.get(event.value.lower()) if event is not None else None
     if event is None or package is None:
@@ -97,12 +99,13 @@ def check_subscribe(
     accept = tuple(f"{m.type}/{m.subtype}".lower() for m in media)
     if not any(media_allowed(accept, offered) for offered in package.content_types()):
         return Refusal(406, None, (("Accept", ", ".join(package.content_types())),))
-    try:
-        resource = canonical_aor(request.uri.render())
-    except ValueError:
-        return Refusal(404)
-    if not package.resource_exists(resource):
-        return Refusal(404)
+    if resource is None:
+        try:
+            resource = canonical_aor(request.uri.render())
+        except ValueError:
+            return Refusal(404)
+        if not package.resource_exists(resource):
+            return Refusal(404)
     supported = frozenset(tag.lower() for tag in request.header("Supported") or [])
     return Subscribe(event.value.lower(), event.params.get("id"), expires, resource, accept, supported)
 

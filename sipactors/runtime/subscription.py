@@ -178,7 +178,7 @@ class SubscriptionActor(TimedActor):
             self.notifier.layer.respond(key, response_for(request, 500, "Server Internal Error",
                                                           headers=[("Retry-After", 1)]))
             return
-        checked = check_subscribe(request, self.notifier.packages, self.notifier.policy)
+        checked = check_subscribe(request, self.notifier.packages, self.notifier.policy, self.info.resource)
         if not isinstance(checked, Subscribe):  # e.g. 423: the subscription stays as it was (§4.2.1.4)
             self.notifier.layer.respond(key, checked.response(request, None))
             return
