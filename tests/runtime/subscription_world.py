@@ -19,7 +19,7 @@ from sipactors.transport import StaticResolver
 SERVER = ("192.0.2.9", 5060)
 ALICE = ("192.0.2.1", 5060)
 CAROL = ("192.0.2.3", 5060)
-HOSTS = {"example.com": ["192.0.2.9"]}
+HOSTS = {"example.com": ["192.0.2.9"], "other.example": ["192.0.2.50"]}
 EPOCH = 1_800_000_000.0
 BOB = "sip:bob@example.com"
 LOSSY = Link(loss=0.2, duplicate=0.2, delay_ms=(1, 200))
