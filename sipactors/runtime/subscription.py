@@ -540,7 +540,10 @@ class Notifier:
         return count
 
     def close(self) -> None:
+        """At shutdown, once the scheduler has stopped: drop the actors (their records stay in the store for
+        the next start) and their timers."""
         for actor in list(self.subscriptions.values()):
-            actor.stop()
+            actor._cancel_timers()
         self.subscriptions.clear()
+        self.notifies.clear()
         self.dialogs.clear()
