@@ -26,7 +26,7 @@ LOSSY = Link(loss=0.2, duplicate=0.2, delay_ms=(1, 200))
 
 
 @dataclass
-class TestPackage:
+class TextPackage:
     """A test-only event package ("x-test"): a resource's state is a line of text, rendered text/plain;
     the watcher's authorization is looked up in ``rules`` (ALLOW by default)."""
 
@@ -62,13 +62,13 @@ class TestPackage:
 
 class World:
     def __init__(self, seed: int = 0, link: Link | None = None, store: MemoryStore | SqliteStore | None = None,
-                 package: TestPackage | None = None, start_ms: float = 0.0) -> None:
+                 package: TextPackage | None = None, start_ms: float = 0.0) -> None:
         self.scheduler = ManualScheduler(seed=seed, start_ms=start_ms)
         set_default_scheduler(self.scheduler)
         self.network = SimNetwork(self.scheduler, seed=seed, default=link or Link())
         self.resolver = StaticResolver(HOSTS)
         self.store = store if store is not None else MemoryStore()
-        self.package = package or TestPackage()
+        self.package = package or TextPackage()
         self.notifier = Notifier(
             self.store.subscriptions, NameAddr(SipURI("sip", SERVER[0], None, port=SERVER[1])),
             wall_clock(self.scheduler, EPOCH), via_host=SERVER[0], via_port=SERVER[1], resolver=self.resolver,
