@@ -265,9 +265,9 @@ class SubscriptionActor(TimedActor):
             package.ended(self.info, effect.reason or "timeout")
 
     def _terminated(self, effect: Terminated) -> None:
+        # the dialog ends with the actor, after the final NOTIFY that may still wait (it takes a CSeq)
         self._cancel_timers()
         self.closing = True
-        self.dialog_step("end", None)
 
     # -- NOTIFY ------------------------------------------------------------------------------------
     def _send(self, notify: Notify) -> None:
@@ -333,6 +333,8 @@ class SubscriptionActor(TimedActor):
 
     def _end(self) -> None:
         self._cancel_timers()
+        if self.d.state != "terminated":
+            self.dialog_step("end", None)
         if not self._ended:
             self._ended = True
             self.notifier.ended(self)

@@ -155,6 +155,19 @@ def test_one_notify_in_flight_the_newest_state_next_rfc6665_4_2_2(world: World) 
     assert [n.body for n in s.notifies] == [b"open", b"a", b"d"] and _cseqs_increase(s)
 
 
+def test_the_final_notify_waits_for_the_one_in_flight_and_takes_the_next_cseq_rfc6665_4_2_2(world: World) -> None:
+    s = world.alice.subscribe(BOB, EVENT, 600)
+    world.run(500)
+    world.network.link(ALICE, SERVER, Link(delay_ms=(400, 400)))
+    _change(world, "busy")
+    world.run(10)
+    world.alice.unsubscribe(s)  # arrives while the NOTIFY of "busy" waits for its 200
+    world.run(3000)
+    assert [n.cseq.seq for n in s.notifies] == [1, 2, 3]  # type: ignore[union-attr]
+    assert s.states[-1] == "terminated;reason=timeout" and _terminated(s) == [s.states[-1]]
+    assert world.notifier.subscriptions == {}
+
+
 def test_pending_then_allowed_then_blocked_rfc6665_4_2_1_3(world: World) -> None:
     world.package.rules["sip:alice@example.com"] = Authorization.PENDING
     s = world.alice.subscribe(BOB, EVENT, 600)
