@@ -158,7 +158,7 @@ def test_one_notify_in_flight_the_newest_state_next_rfc6665_4_2_2(world: World) 
 def test_the_final_notify_waits_for_the_one_in_flight_and_takes_the_next_cseq_rfc6665_4_2_2(world: World) -> None:
     s = world.alice.subscribe(BOB, EVENT, 600)
     world.run(500)
-    world.network.link(ALICE, SERVER, Link(delay_ms=(400, 400)))
+    world.network.link(SERVER, ALICE, Link(delay_ms=(400, 400)))  # NOTIFYs (and responses) arrive slowly
     _change(world, "busy")
     world.run(10)
     world.alice.unsubscribe(s)  # arrives while the NOTIFY of "busy" waits for its 200
