@@ -173,10 +173,12 @@ class SubscriptionActor(TimedActor):
 
     def _in_dialog(self, message: InDialog) -> None:
         request, key = message.request, message.key
+        if self.closing:  # over, its final NOTIFY not yet sent: the subscription no longer exists (§4.1.3)
+            self.notifier.layer.respond(key, response_for(request, 481, "Subscription Does Not Exist"))
+            return
         effects = self.dialog_step("request", _dialog_request(request))
         if Answer(500) in effects:
-            self.notifier.layer.respond(key, response_for(request, 500, "Server Internal Error",
-                                                          headers=[("Retry-After", 1)]))
+            self.notifier.layer.respond(key, response_for(request, 500, "Server Internal Error"))
             return
         checked = check_subscribe(request, self.notifier.packages, self.notifier.policy, self.info.resource)
         if not isinstance(checked, Subscribe):  # e.g. 423: the subscription stays as it was (§4.2.1.4)
@@ -495,7 +497,7 @@ class Notifier:
 
     def _outcome(self, key: Any, status: int) -> None:
         actor = self.notifies.pop(key, None)
-        if actor is not None:
+        if actor is not None and not actor.actor_inbox.is_set():  # (it may have ended since: nobody to tell)
             actor.tell(NotifyOutcome(status))
 
     # -- NotifierHandle (sipactors.roles.events) -----------------------------------------------------
