@@ -400,3 +400,25 @@ NotifierInvariants.TestCase.settings = settings(
     max_examples=15, stateful_step_count=15, deadline=None, suppress_health_check=[HealthCheck.too_slow],
 )
 test_notifier_invariants_over_a_lossy_network = NotifierInvariants.TestCase
+
+
+def test_restore_purges_what_expired_and_keeps_records_of_packages_not_hosted() -> None:
+    from dataclasses import replace
+
+    first = World()
+    first.alice.subscribe(BOB, EVENT, 600)
+    first.run(500)
+    (record,) = first.store.subscriptions.all()
+    first.close()
+    store = first.store
+    store.subscriptions.save(replace(record, id="expired", expires=record.expires - 10_000))
+    store.subscriptions.save(replace(record, id="other", event="x-other"))
+    second = World(store=store, start_ms=1000)
+    try:
+        assert second.notifier.restore(second.layer) == 1  # ours; "other" waits for its package
+        assert [r.id for r in store.subscriptions.all()] == sorted([record.id, "other"])
+        second.run(10)
+        (actor,) = second.notifier.subscriptions.values()
+        assert actor.state == "active" and actor.timers  # its expiry runs again, for the time left
+    finally:
+        second.close()
