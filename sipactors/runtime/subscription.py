@@ -397,7 +397,7 @@ class Notifier:
         self.layer: Any = None
 
     # -- packages ------------------------------------------------------------------------------------
-    def add_package(self, package: EventPackage) -> None:
+    def register(self, package: EventPackage) -> None:
         """Host ``package`` (RFC 6665 §7.2): SUBSCRIBEs for its event token come here from now on."""
         self.packages[package.event.lower()] = package
 

@@ -42,7 +42,7 @@ def server() -> Iterator[tuple[Any, TextPackage, ThreadScheduler, Notifier, sock
         MemoryStore().subscriptions, NameAddr(SipURI("sip", host, None, port=port)), time.time, via_host=host,
         via_port=port, resolver=StaticResolver({}), domain=ProxyPolicy(frozenset(), (Listener("UDP", host, port),)),
     )
-    notifier.add_package(package)
+    notifier.register(package)
     holder["layer"] = TransactionLayer(protocol, Core("test", notifier=notifier), scheduler)
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     peer.bind(("127.0.0.1", 0))

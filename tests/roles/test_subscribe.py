@@ -108,7 +108,7 @@ def test_notify_in_the_dialog_rfc3261_12_2_1_1_rfc6665_4_2_2() -> None:
 def _core(packages: bool = True) -> tuple[Core, Notifier, FakeProxy]:
     notifier = Notifier(None, CONTACT, lambda: 0.0, via_host="192.0.2.9", via_port=5060, domain=DOMAIN)
     if packages:
-        notifier.add_package(TextPackage())
+        notifier.register(TextPackage())
     proxy = FakeProxy()
     return Core("test", proxy=proxy, notifier=notifier), notifier, proxy
 
@@ -145,7 +145,7 @@ def test_a_local_users_subscribe_is_challenged_like_the_proxys_407() -> None:
     role = ProxyRole(store, DOMAIN, Authenticator(b"k" * 32), lambda: 1_800_000_000.0, lambda n: b"s" * n)
     notifier = Notifier(None, CONTACT, lambda: 0.0, via_host="192.0.2.9", via_port=5060, domain=DOMAIN,
                         admit=role.admit_local)
-    notifier.add_package(TextPackage())
+    notifier.register(TextPackage())
     layer = PeerLayer()
     notifier.request(layer, "k", _subscribe("sip:bob@example.com", "Event: x-test"))
     (answer,) = layer.answers

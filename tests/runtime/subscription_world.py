@@ -74,7 +74,7 @@ class World:
             wall_clock(self.scheduler, EPOCH), via_host=SERVER[0], via_port=SERVER[1], resolver=self.resolver,
             domain=ProxyPolicy(frozenset({"example.com"}), (Listener("UDP", *SERVER),)),
         )
-        self.notifier.add_package(self.package)
+        self.notifier.register(self.package)
         self.core = Core("test", notifier=self.notifier)
         self.transport = SimTransport(self.network, SERVER)
         self.layer = TransactionLayer(self.transport, self.core, self.scheduler)
