@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sipactors import __version__
-from sipactors.message import prepare
+from sipactors.message import NameAddr, SipURI, prepare
 from sipactors.roles.authorization import WatcherRules
 from sipactors.roles.core import Core
 from sipactors.roles.digest import Authenticator, DigestPolicy
@@ -31,6 +31,7 @@ from sipactors.roles.rls import ListConfig, apply_lists, lists_from_config, loca
 from sipactors.routing import apply_routing_config, build_dialplan, build_resolver, routing_banner
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
 from sipactors.runtime.proxy import Proxy
+from sipactors.runtime.subscription import Notifier
 from sipactors.runtime.transaction import TransactionLayer, stateless_400
 from sipactors.store import DEFAULT_STORE_URL, check_store_url, open_store
 from sipactors.store.commit import committer_for
@@ -263,16 +264,23 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         timer_c_ms=round(config.timer_c * 1000), auth_methods=frozenset(config.auth_methods),
     )
     # next hops per RFC 3263: the [hosts] table first, then DNS unless --no-dns; tel URIs by the dial plan
-    proxy = Proxy(
-        ProxyRole(store, proxy_policy, registrar.authenticator, time.time, os.urandom, build_dialplan(config),
-                  locations=registrar),  # the registrar's committed bindings, held in memory
-        build_resolver(config),
+    resolver = build_resolver(config)
+    proxy_role = ProxyRole(store, proxy_policy, registrar.authenticator, time.time, os.urandom, build_dialplan(config),
+                           locations=registrar)  # the registrar's committed bindings, held in memory
+    proxy = Proxy(proxy_role, resolver)
+    # the notifier (RFC 6665) for local resources; no event package yet: every such SUBSCRIBE gets 489
+    contact = next((item for item in listeners if item.transport == "UDP"), listeners[0])
+    notifier = Notifier(
+        store.subscriptions, NameAddr(SipURI("sip", contact.host, None, port=contact.port)), time.time,
+        via_host=contact.host, via_port=contact.port, resolver=resolver, admit=proxy_role.admit_local,
+        domain=proxy_policy, trace=_Trace(trace_file) if trace_file is not None else None,
     )
-    tu = Core(config.server_name, registrar, proxy)
+    tu = Core(config.server_name, registrar, proxy, notifier)
     # no subscriber unless --trace: a record nobody reads still costs ~14 % of a call to build
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file) if trace_file is not None else None)
     if tcp is not None:  # the proxy forwards over TCP too (RFC 3263 §4.1 transport=tcp, bindings made over TCP)
         layer.transports[tcp.name] = tcp
+    scheduler.call_later(0, lambda: notifier.restore(layer))  # the stored subscriptions, with the time they have left
     for protocol in udp_listeners:  # from now on the scheduler thread reads them (ThreadScheduler.watch)
         protocol.read_on(scheduler.watch)
     prepare()
@@ -307,6 +315,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
             server.close()
         scheduler.stop()  # no REGISTER is decided any more; then what was submitted is committed
         proxy.close()
+        notifier.close()
         committer.close()
         set_default_scheduler(None)
         store.close()

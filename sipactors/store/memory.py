@@ -22,6 +22,7 @@ from sipactors.store.model import (
     same_contact,
 )
 from sipactors.store.rules import MemoryRuleStore
+from sipactors.store.subscriptions import MemorySubscriptionStore
 
 __all__ = ["MemoryLocationStore", "MemoryStore", "MemoryUserStore"]
 
@@ -134,6 +135,7 @@ class MemoryStore:
         self._locations = MemoryLocationStore()
         self._users = MemoryUserStore()
         self._lists = MemoryListStore()
+        self._subscriptions = MemorySubscriptionStore()
 
     @property
     def locations(self) -> MemoryLocationStore:
@@ -152,6 +154,11 @@ class MemoryStore:
     def lists(self) -> MemoryListStore:
         """Presence lists (RFC 4662; ``sipactors.store.lists``)."""
         return self._lists
+
+    @property
+    def subscriptions(self) -> MemorySubscriptionStore:
+        """The notifier's subscriptions (``sipactors.store.subscriptions``)."""
+        return self._subscriptions
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object goes."""

@@ -43,6 +43,7 @@ from sipactors.store.model import (
     same_contact,
 )
 from sipactors.store.rules import SqliteRuleStore
+from sipactors.store.subscriptions import SqliteSubscriptionStore
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "SqliteLocationStore", "SqliteStore", "SqliteUserStore", "StoreError"]
 
@@ -347,6 +348,7 @@ class SqliteStore:
         self._locations = SqliteLocationStore(self._db)
         self._users = SqliteUserStore(self._db)
         self._lists: SqliteListStore | None = None
+        self._subscriptions: SqliteSubscriptionStore | None = None
 
     @property
     def locations(self) -> SqliteLocationStore:
@@ -375,6 +377,13 @@ class SqliteStore:
         if self._lists is None:
             self._lists = SqliteListStore(self._db)
         return self._lists
+
+    @property
+    def subscriptions(self) -> SqliteSubscriptionStore:
+        """The notifier's subscriptions (``sipactors.store.subscriptions``), their table made on first use."""
+        if self._subscriptions is None:
+            self._subscriptions = SqliteSubscriptionStore(self._db)
+        return self._subscriptions
 
     def close(self) -> None:
         self._db.close()
