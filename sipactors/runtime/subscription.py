@@ -131,6 +131,9 @@ class SubscriptionActor(TimedActor):
         self.in_flight: Any = None  # the client transaction key of the NOTIFY in flight
         self.queued: Notify | None = None
         self.hint: frozenset[str] = frozenset()  # the packages' hints since the last NOTIFY with state
+        # the next NOTIFY with state carries full state: the first of a subscription and the first after each
+        # SUBSCRIBE (RFC 4662 §5.2, RFC 3857 §4.3); later ones may be partial where the package's hint says so
+        self.full_next = True
         self.closing = False  # the machine ended; a final NOTIFY may still be queued
         self.sent_cseqs: list[int] = []  # every NOTIFY CSeq this actor sent (tests check they increase)
         self._request: tuple[Request, Any] | None = None  # the SUBSCRIBE being answered
@@ -185,6 +188,7 @@ class SubscriptionActor(TimedActor):
             self.notifier.layer.respond(key, checked.response(request, None))
             return
         self._request = (request, key)
+        self.full_next = True
         event = "refresh" if checked.expires > 0 else "unsubscribe"
         self.step(event, Grant(None, self.notifier.wall_now() + checked.expires))
 
@@ -282,8 +286,10 @@ class SubscriptionActor(TimedActor):
         if notify.state == "active" or notify.state == "pending" or (notify.reason == "timeout" and authorized):
             package = notifier.packages.get(self.info.event)
             if package is not None and s.authorization is not None and (authorized or notify.state == "pending"):
-                body = package.body(self.info, s.authorization, full=True, changed=self.hint)
+                full = self.full_next or not self.hint
+                body = package.body(self.info, s.authorization, full=full, changed=self.hint)
                 self.hint = frozenset()
+                self.full_next = False
         left = max(0, round(s.expires - notifier.wall_now()))
         request = notify_request(
             call_id=d.call_id, local_uri=self.record.local_uri, local_tag=d.local_tag,
@@ -463,7 +469,14 @@ class Notifier:
             (), 0, 0, checked.event, event_id, info.resource, info.watcher, info.accept, info.supported, 0.0,
             "init", Authorization.PENDING.value, source,
         )
-        authorization = self.packages[checked.event].authorize(info)
+        package = self.packages[checked.event]
+        required = getattr(package, "required_extensions", None)  # e.g. a list URI needs eventlist (RFC 4662 §4)
+        missing = sorted((required(info) if required is not None else frozenset()) - info.supported)
+        if missing:  # RFC 3261 §21.4.15: 421 naming the extensions in Require
+            layer.respond(key, response_for(request, 421, "Extension Required", to_tag=local_tag,
+                                            headers=[("Require", ", ".join(missing))]))
+            return
+        authorization = package.authorize(info)
         actor = self._spawn(info, record)
         actor.tell(Start(request, key, checked, authorization))
 

@@ -36,6 +36,8 @@ class TextPackage:
     started_calls: list[tuple[str, Authorization]] = field(default_factory=list)
     ended_calls: list[tuple[str, str]] = field(default_factory=list)
     default_expires: int = 3600
+    fulls: list[tuple[bool, frozenset[str]]] = field(default_factory=list)  # (full, changed) of every body asked
+    required: frozenset[str] = frozenset()  # option tags a SUBSCRIBE must support (RFC 4662 §4: eventlist)
 
     def content_types(self) -> tuple[str, ...]:
         return ("text/plain",)
@@ -48,10 +50,14 @@ class TextPackage:
 
     def body(self, subscription: SubscriptionInfo, authorization: Authorization, *, full: bool = True,
              changed: frozenset[str] = frozenset()) -> Body | None:
+        self.fulls.append((full, changed))
         if authorization is Authorization.PENDING:
             return None
         text = "closed" if authorization is Authorization.POLITE_BLOCK else self.states[subscription.resource]
         return Body("text/plain", text.encode())
+
+    def required_extensions(self, subscription: SubscriptionInfo) -> frozenset[str]:
+        return self.required
 
     def started(self, subscription: SubscriptionInfo, authorization: Authorization) -> None:
         self.started_calls.append((subscription.id, authorization))

@@ -168,6 +168,36 @@ def test_the_final_notify_waits_for_the_one_in_flight_and_takes_the_next_cseq_rf
     assert world.notifier.subscriptions == {}
 
 
+def test_full_state_first_and_after_each_subscribe_partial_only_with_a_hint_rfc4662_5_2(world: World) -> None:
+    s = world.alice.subscribe(BOB, EVENT, 600)
+    world.run(500)
+    world.package.states[BOB] = "busy"
+    world.scheduler.call_later(0, lambda: world.notifier.changed(EVENT, BOB, frozenset({"sip:carol@example.com"})))
+    world.run(500)
+    _change(world, "away")  # no hint: the package cannot say what changed, so full state
+    world.run(500)
+    world.alice.refresh(s, 600)
+    world.run(500)
+    world.package.states[BOB] = "open"
+    world.scheduler.call_later(0, lambda: world.notifier.changed(EVENT, BOB, frozenset({"sip:dave@example.com"})))
+    world.run(500)
+    assert world.package.fulls == [
+        (True, frozenset()), (False, frozenset({"sip:carol@example.com"})), (True, frozenset()), (True, frozenset()),
+        (False, frozenset({"sip:dave@example.com"})),
+    ]
+    assert [n.body for n in s.notifies] == [b"open", b"busy", b"away", b"away", b"open"]
+
+
+def test_a_package_requiring_an_extension_the_subscribe_lacks_gets_421_rfc4662_4(world: World) -> None:
+    world.package.required = frozenset({"eventlist"})
+    refused = world.alice.subscribe(BOB, EVENT, 600)
+    accepted = world.alice.subscribe(BOB, EVENT, 600, headers=[("Supported", "eventlist")])
+    world.run(500)
+    response = refused.sent.outcome.response  # type: ignore[union-attr]
+    assert response is not None and response.status == 421 and response.header_text("Require") == "eventlist"
+    assert refused.notifies == [] and accepted.sent.outcome.status == 200 and len(accepted.notifies) == 1  # type: ignore[union-attr]
+
+
 def test_pending_then_allowed_then_blocked_rfc6665_4_2_1_3(world: World) -> None:
     world.package.rules["sip:alice@example.com"] = Authorization.PENDING
     s = world.alice.subscribe(BOB, EVENT, 600)
