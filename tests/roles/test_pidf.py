@@ -114,8 +114,8 @@ _OPEN = b'<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@exampl
     (_HEAD + _OPEN + b'<note>x</note><tuple id="a"><status><basic>open</basic></status></tuple></presence>',
      "tuple After note In presence"),
     (_HEAD + _OPEN + b"<mood>happy</mood></presence>", "Unknown Element mood In presence"),
-    (_HEAD + b'<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:x="urn:x" entity="sip:a@b"><x:e><plain/></x:e>'
-     b"</presence>", "Unqualified Element plain"),
+    (_HEAD + b'<p:presence xmlns:p="urn:ietf:params:xml:ns:pidf" xmlns:x="urn:x" entity="sip:a@b"><x:e><plain/></x:e>'
+     b"</p:presence>", "Unqualified Element plain"),
 ])
 def test_a_bad_document_is_refused_naming_the_problem(document: bytes, problem: str) -> None:
     with pytest.raises(PidfError, match=problem) as caught:
