@@ -19,6 +19,7 @@ from sipactors.store.model import (
     checked_ha1s,
     same_contact,
 )
+from sipactors.store.publications import MemoryPublicationStore
 
 __all__ = ["MemoryLocationStore", "MemoryStore", "MemoryUserStore"]
 
@@ -130,6 +131,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._locations = MemoryLocationStore()
         self._users = MemoryUserStore()
+        self._publications = MemoryPublicationStore()
 
     @property
     def locations(self) -> MemoryLocationStore:
@@ -138,6 +140,10 @@ class MemoryStore:
     @property
     def users(self) -> MemoryUserStore:
         return self._users
+
+    @property
+    def publications(self) -> MemoryPublicationStore:
+        return self._publications
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object goes."""

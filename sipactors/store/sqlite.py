@@ -40,6 +40,7 @@ from sipactors.store.model import (
     checked_ha1s,
     same_contact,
 )
+from sipactors.store.publications import SqlitePublicationStore
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "SqliteLocationStore", "SqliteStore", "SqliteUserStore", "StoreError"]
 
@@ -343,6 +344,7 @@ class SqliteStore:
         self._db = _Database(self.path, synchronous)
         self._locations = SqliteLocationStore(self._db)
         self._users = SqliteUserStore(self._db)
+        self._publications: SqlitePublicationStore | None = None
 
     @property
     def locations(self) -> SqliteLocationStore:
@@ -359,6 +361,13 @@ class SqliteStore:
     @property
     def users(self) -> SqliteUserStore:
         return self._users
+
+    @property
+    def publications(self) -> SqlitePublicationStore:
+        """Published event state (RFC 3903), its table made on first use (``sipactors.store.publications``)."""
+        if self._publications is None:
+            self._publications = SqlitePublicationStore(self._db)
+        return self._publications
 
     def close(self) -> None:
         self._db.close()
