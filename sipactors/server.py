@@ -24,6 +24,8 @@ from sipactors.message import prepare
 from sipactors.roles.core import Core
 from sipactors.roles.digest import Authenticator, DigestPolicy
 from sipactors.roles.proxy import DEFAULT_AUTH_METHODS, TIMER_C_MS, Listener, ProxyPolicy, ProxyRole
+from sipactors.roles.presence import PresencePackage
+from sipactors.roles.publish import PublishPolicy
 from sipactors.roles.registrar import Registrar, RegistrarPolicy
 from sipactors.routing import apply_routing_config, build_dialplan, build_resolver, routing_banner
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
@@ -33,7 +35,7 @@ from sipactors.store import DEFAULT_STORE_URL, check_store_url, open_store
 from sipactors.store.commit import committer_for
 from sipactors.transport import Address, TcpTransport, UdpTransport
 
-__all__ = ["ServerConfig", "load_config", "serve"]
+__all__ = ["ServerConfig", "load_config", "presence_package", "serve"]
 
 log = logging.getLogger("sipactors.server")
 
@@ -129,6 +131,21 @@ def _advertised(host: str, config: ServerConfig) -> str:
     return host
 
 
+def presence_package(
+    store: Any, registrar: Registrar, domains: frozenset[str], trace: Any = None,
+) -> PresencePackage:
+    """The ``presence`` event package (RFC 3856) and its PUBLISH compositor (RFC 3903) for ``domains``: its
+    publications in ``store``, registration state from ``registrar`` (which tells it of every change), the
+    registrar's digest authenticator and users. The notifier (RFC 6665) runs it as an ``EventPackage``
+    and is handed to it with ``attach``."""
+    package = PresencePackage(
+        store.publications, PublishPolicy(domains), registrar.bindings, time.time, os.urandom,
+        authenticator=registrar.authenticator, users=store.users, trace=trace,
+    )
+    registrar.observers.append(package.registration_changed)
+    return package
+
+
 class _Trace:
     def __init__(self, out: TextIO | None) -> None:
         self.out = out
@@ -211,7 +228,10 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
                   locations=registrar),  # the registrar's committed bindings, held in memory
         build_resolver(config),
     )
-    tu = Core(config.server_name, registrar, proxy)
+    # PUBLISH for local presentities (RFC 3903); publications restored with the time they have left
+    presence = presence_package(store, registrar, domains, trace=_Trace(trace_file) if trace_file is not None else None)
+    scheduler.call_later(0, presence.restore)
+    tu = Core(config.server_name, registrar, proxy, presence)
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file))
     if tcp is not None:  # the proxy forwards over TCP too (RFC 3263 §4.1 transport=tcp, bindings made over TCP)
         layer.transports[tcp.name] = tcp

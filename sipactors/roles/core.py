@@ -17,6 +17,7 @@ from sipactors.message.build import response_for
 from sipactors.store.model import Source
 
 if TYPE_CHECKING:
+    from sipactors.roles.presence import PresencePackage
     from sipactors.roles.registrar import Registrar
 
 __all__ = ["ALLOW", "Core", "KNOWN_METHODS", "PROXIED"]
@@ -53,12 +54,19 @@ class ProxyTU(Protocol):
 class Core:
     """The transaction user of ``sipactors serve``."""
 
-    def __init__(self, server_name: str = "sipactors", registrar: Registrar | None = None, proxy: ProxyTU | None = None) -> None:
+    def __init__(
+        self, server_name: str = "sipactors", registrar: Registrar | None = None, proxy: ProxyTU | None = None,
+        presence: PresencePackage | None = None,
+    ) -> None:
         self.server_name = server_name
         self.registrar = registrar
         self.proxy = proxy
+        self.presence = presence  # the event state compositor for local presentities (RFC 3903 §6)
         allow = ALLOW + (("REGISTER",) if registrar is not None else ())
-        self.allow = allow + (PROXIED if proxy is not None else ())
+        allow += ("PUBLISH",) if presence is not None else ()
+        self.allow = allow + tuple(m for m in (PROXIED if proxy is not None else ()) if m not in allow)
+        #: the event packages served (RFC 6665 §8.2.2 Allow-Events; RFC 3903 §7: listed in OPTIONS)
+        self.allow_events: tuple[str, ...] = (presence.event,) if presence is not None else ()
 
     def answer(self, request: Request, to_tag: str) -> Response:
         """The response a request other than a REGISTER to the registrar gets (the caller supplies the To
@@ -66,9 +74,10 @@ class Core:
         server = [("Server", self.server_name)]
         allow = ("Allow", ", ".join(self.allow))
         if request.method == "OPTIONS":  # RFC 3261 §11.2
+            events = [("Allow-Events", ", ".join(self.allow_events))] if self.allow_events else []
             return response_for(
                 request, 200, to_tag=to_tag,
-                headers=[allow, ("Accept", ", ".join(ACCEPT)), ("Supported", ", ".join(SUPPORTED)), *server],
+                headers=[allow, ("Accept", ", ".join(ACCEPT)), ("Supported", ", ".join(SUPPORTED)), *events, *server],
             )
         if request.method == "CANCEL":  # no INVITE transaction exists to cancel (RFC 3261 §9.2)
             return response_for(request, 481, to_tag=to_tag, headers=server)
@@ -91,6 +100,8 @@ class Core:
         if request.method == "REGISTER" and self.registrar is not None:  # RFC 3261 §10.3
             # The registrar answers once the REGISTER's changes are committed (§10.3 step 8).
             self.registrar.handle(request, layer.new_tag(), lambda response: layer.respond(key, response), _source(layer, key))
+        elif self.presence is not None and self.presence.serves(request):  # RFC 3903 §6: we are the ESC
+            self.presence.handle(request, layer.new_tag(), lambda response: layer.respond(key, response))
         elif self._ours(request):
             layer.respond(key, self.answer(request, layer.new_tag()))
         elif request.method == "CANCEL":
