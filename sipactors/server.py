@@ -23,8 +23,8 @@ from sipactors import __version__
 from sipactors.message import prepare
 from sipactors.roles.core import Core
 from sipactors.roles.digest import Authenticator, DigestPolicy
-from sipactors.roles.proxy import DEFAULT_AUTH_METHODS, TIMER_C_MS, Listener, ProxyPolicy, ProxyRole
 from sipactors.roles.presence import PresencePackage
+from sipactors.roles.proxy import DEFAULT_AUTH_METHODS, TIMER_C_MS, Listener, ProxyPolicy, ProxyRole
 from sipactors.roles.publish import PublishPolicy
 from sipactors.roles.registrar import Registrar, RegistrarPolicy
 from sipactors.routing import apply_routing_config, build_dialplan, build_resolver, routing_banner
