@@ -99,6 +99,8 @@ class PublicationMachine(TableMachine):
             raise ValueError(f"a publication of {message.presentity!r} sent to one of {p.presentity!r}")
         effects: list[PublicationEffect] = []
         p.etag = p.publication.etag if p.publication is not None else None
+        if step.fired is not None:  # the timer that fired runs no more (an early one is started again, not cancelled)
+            p.intervals.pop(step.fired, None)
         if not run(step, p, {"message": message, "effects": effects, "now": now, "fired": step.fired}):
             raise self._unguarded(p.state, event)
         self._stopped(p.intervals, step.fired, effects)
