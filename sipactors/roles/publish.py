@@ -33,6 +33,7 @@ from enum import Enum
 
 from sipactors.message import Request, Response, SipURI, unescape
 from sipactors.message.build import response_for
+from sipactors.roles.registrar import Rule  # a refusal: status, reason phrase, the RFC section requiring it
 from sipactors.store.model import canonical_aor
 from sipactors.store.publications import Publication
 
@@ -70,13 +71,6 @@ class Failure(Enum):
     NO_BODY = "no-body"
     MEDIA_TYPE = "media-type"
     BAD_BODY = "bad-body"
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    status: int
-    reason: str
-    section: str
 
 
 FAILURES: dict[Failure, Rule] = {

@@ -28,7 +28,7 @@ from sipactors.fsm.publication import (
     ToCompositor,
     publication_machine,
 )
-from sipactors.runtime.timers import TimedActor, TimerFired
+from sipactors.runtime.timers import OwnedActor, TimerFired
 from sipactors.store.publications import Publication, PublicationStore
 
 __all__ = ["Modify", "Publish", "PublicationActor", "PublicationOwner", "Refresh", "Remove", "Restore"]
@@ -87,8 +87,10 @@ class Restore:
 _EVENTS: dict[type, str] = {Publish: "publish", Refresh: "refresh", Modify: "modify", Restore: "restore"}
 
 
-class PublicationActor(TimedActor):
+class PublicationActor(OwnedActor):
     """One publication: its machine state, its expiry timer, and the store it is kept in."""
+
+    owner_ended = "publication_ended"
 
     def __init__(
         self, owner: PublicationOwner, presentity: str, store: PublicationStore, wall_now: Callable[[], float],
@@ -103,7 +105,6 @@ class PublicationActor(TimedActor):
         self.machine = machine or publication_machine()
         self.p = self.machine.new(presentity)
         self.actor_id = actor_id or f"publication-{next(_SERIAL)}"
-        self._ended = False
 
     @property
     def presentity(self) -> str:
@@ -168,19 +169,6 @@ class PublicationActor(TimedActor):
     def _terminated(self, effect: Terminated) -> None:
         self._end()
 
-    def _end(self) -> None:
-        self._cancel_timers()
-        if not self._ended:
-            self._ended = True
-            self.owner.publication_ended(self)
-        self.stop()
-
-    def on_failure(self, *exc_info: Any) -> None:
-        """A failure nobody asked about (DESIGN §3: log, stop, the role runs on): the owner forgets the actor."""
-        self._cancel_timers()
-        if not self._ended:
-            self._ended = True
-            self.owner.publication_ended(self)
 
 
 _EFFECTS: dict[type, Callable[[PublicationActor, Any], None]] = {
