@@ -57,6 +57,8 @@ class Params(tuple[tuple[str, str | None], ...]):
 
     def render(self) -> str:
         """``;a=b;c`` — the canonical form (no whitespace around ``;`` and ``=``)."""
+        if not self:
+            return ""
         return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in self)
 
     def __str__(self) -> str:

@@ -32,12 +32,22 @@ class SipURI:
     port: int | None = None
     params: Params = EMPTY_PARAMS
     headers: tuple[tuple[str, str], ...] = ()
+    # the rendered text, made on first use: the URI never changes, and a proxy renders the same
+    # Request-URI several times per request (loop hash, target set, forwarded request line)
+    _text: str | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     @property
     def secure(self) -> bool:
         return self.scheme == "sips"
 
     def render(self) -> str:
+        text = self._text
+        if text is None:
+            text = self._render()
+            object.__setattr__(self, "_text", text)
+        return text
+
+    def _render(self) -> str:
         userinfo = ""
         if self.user is not None:
             userinfo = self.user + (f":{self.password}" if self.password is not None else "") + "@"

@@ -168,11 +168,29 @@ class ProxyPolicy:
         )
 
     def listener(self, transport: str = "UDP") -> Listener:
-        return next((item for item in self.listeners if item.transport == transport), self.listeners[0])
+        listener = self._listener_for.get(transport)
+        if listener is None:
+            listener = next((item for item in self.listeners if item.transport == transport), self.listeners[0])
+            self._listener_for[transport] = listener
+        return listener
+
+    @functools.cached_property
+    def _listener_for(self) -> dict[str, Listener]:
+        return {}
 
     def record_route_value(self, transport: str = "UDP") -> NameAddr:
         """§16.6 step 4: ``<sip:ADDR:PORT;lr>``, with the transport when it is not UDP (RFC 3263 §4.1 would
-        otherwise make the UAs use UDP to reach it)."""
+        otherwise make the UAs use UDP to reach it). Made once per transport: it never changes."""
+        value = self._record_route_for.get(transport)
+        if value is None:
+            value = self._record_route_for[transport] = self._record_route(transport)
+        return value
+
+    @functools.cached_property
+    def _record_route_for(self) -> dict[str, NameAddr]:
+        return {}
+
+    def _record_route(self, transport: str) -> NameAddr:
         listener = self.listener(transport)
         params: list[tuple[str, str | None]] = [("lr", None)]
         if listener.transport != "UDP":

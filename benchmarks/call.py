@@ -1,0 +1,163 @@
+"""Calls through the stateful proxy as ``sipactors serve`` handles them, in one process: CPU time per call.
+
+    python benchmarks/call.py [--count N] [--profile]
+
+The bench harness's call (``../shared/bench/scenarios/uac_call.xml`` against ``uas.xml``): INVITE → 100,
+180, 200 (Record-Route) → ACK → BYE → 200, every message through the server's wiring (transaction layer,
+core, registrar holding the UAS's binding, proxy with Record-Route, the resolver of ``--no-dns``), with no
+sockets. The UAS's answers are made from the bytes the proxy forwarded by copying header lines (cheap next to
+the server's work). The figure is process CPU time: what a server pinned to one core spends on a call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sipactors.message import prepare
+from sipactors.roles.core import Core
+from sipactors.roles.digest import Authenticator, DigestPolicy
+from sipactors.roles.proxy import Listener, ProxyPolicy, ProxyRole
+from sipactors.roles.registrar import Registrar, RegistrarPolicy
+from sipactors.routing import build_dialplan, build_resolver
+from sipactors.runtime import ManualScheduler, set_default_scheduler
+from sipactors.runtime.proxy import Proxy
+from sipactors.runtime.transaction import TransactionLayer
+from sipactors.server import ServerConfig
+from sipactors.store import open_store
+from sipactors.store.commit import InlineCommitter
+
+SERVER = ("127.0.0.1", 5080)
+UAC = ("127.0.0.1", 5100)
+UAS = ("127.0.0.1", 5090)
+SDP = b"v=0\r\no=uac 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+INVITE = (
+    "INVITE sip:uas@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5100;branch=z9hG4bK-1-{n}-0\r\n"
+    "Max-Forwards: 70\r\nFrom: <sip:c{n}@127.0.0.1>;tag=1c{n}\r\nTo: <sip:uas@127.0.0.1>\r\n"
+    "Call-ID: {n}-1@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:c{n}@127.0.0.1:5100>\r\nSubject: bench\r\n"
+    "Content-Type: application/sdp\r\nContent-Length: " + str(len(SDP)) + "\r\n\r\n"
+)
+IN_DIALOG = (
+    "{method} sip:uas@127.0.0.1:5090 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5100;branch=z9hG4bK-1-{n}-{seq}\r\n"
+    "Route: <sip:127.0.0.1:5080;lr>\r\nMax-Forwards: 70\r\nFrom: <sip:c{n}@127.0.0.1>;tag=1c{n}\r\n"
+    "To: <sip:uas@127.0.0.1>;tag=u{n}\r\nCall-ID: {n}-1@127.0.0.1\r\nCSeq: {seq} {method}\r\nContent-Length: 0\r\n\r\n"
+)
+_ANSWERED = (b"via:", b"from:", b"to:", b"call-id:", b"cseq:", b"record-route:")
+
+
+class Wire:
+    reliable = False
+    name = "UDP"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def send(self, data: bytes, destination: Any) -> None:
+        self.sent.append((data, destination))
+
+    def take(self, destination: Any) -> list[bytes]:
+        mine = [data for data, where in self.sent if where == destination]
+        self.sent = [(data, where) for data, where in self.sent if where != destination]
+        return mine
+
+
+def answer(request: bytes, status: str, n: int, contact: bool = False) -> bytes:
+    """The UAS's response to a forwarded request: its Via, From, To (tagged), Call-ID, CSeq, Record-Route."""
+    head = request.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    lines = [b"SIP/2.0 " + status.encode()]
+    for line in head:
+        lowered = line[:14].lower()
+        if lowered.startswith(_ANSWERED):
+            if lowered.startswith(b"to:") and b"tag=" not in line:
+                line += b";tag=u%d" % n
+            lines.append(line)
+    if contact:
+        lines.append(b"Contact: <sip:uas@127.0.0.1:5090>")
+    lines.append(b"Content-Length: 0")
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=5_000)
+    parser.add_argument("--batch", type=int, default=100, help="calls in flight together")
+    parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
+    parser.add_argument("--trace", action="store_true", help="with a trace subscriber that drops every record")
+    args = parser.parse_args()
+    scheduler = ManualScheduler()
+    set_default_scheduler(scheduler)
+    config = ServerConfig(dns_enabled=False)
+    domains = frozenset({"127.0.0.1", "localhost"})
+    with tempfile.TemporaryDirectory() as folder:
+        store = open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
+        registrar = Registrar(
+            store, RegistrarPolicy(domains), Authenticator(b"k" * 32, DigestPolicy()), time.time,
+            lambda n: b"\0" * n, committer=InlineCommitter(store.locations),
+        )
+        policy = ProxyPolicy(domains, (Listener("UDP", "127.0.0.1", 5080),), record_route=True)
+        proxy = Proxy(
+            ProxyRole(store, policy, registrar.authenticator, time.time, lambda n: b"\0" * n, build_dialplan(config),
+                      locations=registrar),
+            build_resolver(config),
+        )
+        wire = Wire()
+        layer = TransactionLayer(wire, Core("sipactors", registrar, proxy), scheduler)
+        if args.trace:
+            layer.subscribe(lambda record: None)
+        layer.receive(
+            b"REGISTER sip:127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKreg\r\n"
+            b"Max-Forwards: 70\r\nFrom: <sip:uas@127.0.0.1>;tag=r\r\nTo: <sip:uas@127.0.0.1>\r\nCall-ID: reg\r\n"
+            b"CSeq: 1 REGISTER\r\nContact: <sip:uas@127.0.0.1:5090>\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n",
+            UAS, wire,
+        )
+        scheduler.run_until_idle()
+        assert b"200 OK" in wire.take(UAS)[0], "the UAS did not register"
+        invites = [INVITE.format(n=n).encode() + SDP for n in range(args.count)]
+        acks = [IN_DIALOG.format(method="ACK", n=n, seq=1).encode() for n in range(args.count)]
+        byes = [IN_DIALOG.format(method="BYE", n=n, seq=2).encode() for n in range(args.count)]
+        prepare()
+        profile = cProfile.Profile() if args.profile else None
+        completed = 0
+        started, cpu = time.perf_counter(), time.process_time()
+        if profile is not None:
+            profile.enable()
+        for first in range(0, args.count, args.batch):
+            calls = range(first, min(first + args.batch, args.count))
+            for n in calls:
+                layer.receive(invites[n], UAC, wire)
+            scheduler.run_until_idle()
+            forwarded = wire.take(UAS)
+            for n, invite in zip(calls, forwarded, strict=True):
+                layer.receive(answer(invite, "180 Ringing", n), UAS, wire)
+                layer.receive(answer(invite, "200 OK", n, contact=True), UAS, wire)
+            scheduler.run_until_idle()
+            for n in calls:
+                layer.receive(acks[n], UAC, wire)
+                layer.receive(byes[n], UAC, wire)
+            scheduler.run_until_idle()
+            for request in wire.take(UAS):
+                if request.startswith(b"BYE"):
+                    layer.receive(answer(request, "200 OK", int(request.split(b"Call-ID: ")[1].split(b"-")[0])), UAS, wire)
+            scheduler.run_until_idle()
+            upstream = wire.take(UAC)
+            completed += sum(1 for data in upstream if data.startswith(b"SIP/2.0 200") and b"BYE" in data)
+        if profile is not None:
+            profile.disable()
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        store.close()
+    print(f"{args.count:,} calls (INVITE/100/180/200/ACK/BYE/200 through the proxy): {completed:,} BYEs answered 200")
+    print(f"{elapsed:.2f} s wall, {cpu:.2f} s CPU: {1e6 * cpu / args.count:.0f} µs CPU per call "
+          f"({args.count / cpu:,.0f} calls/s on one core)")
+    if profile is not None:
+        stats = pstats.Stats(profile)
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(50)
+
+
+if __name__ == "__main__":
+    main()
