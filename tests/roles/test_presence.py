@@ -6,13 +6,15 @@ composed document changes, and publications that survive a restart with the time
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sipactors.message import Request, Response, parse
-from sipactors.roles.digest import Authenticator
+from sipactors.roles.core import Core
+from sipactors.roles.digest import Authenticator, ha1, request_digest
 from sipactors.roles.events import Authorization, SubscriptionInfo
 from sipactors.roles.pidf import Contact, Note, Presence, Status, Tuple, generate
 from sipactors.roles.pidf import parse as parse_pidf
@@ -22,6 +24,7 @@ from sipactors.roles.registrar import Registrar
 from sipactors.runtime import ManualScheduler, set_default_scheduler
 from sipactors.runtime.binding import wall_clock
 from sipactors.store import Binding, open_store
+from tests.roles.test_core import FakeProxy, Layer, _request
 from tests.roles.test_registrar import POLICY as REGISTRAR_POLICY
 from tests.roles.test_registrar import request as register
 
@@ -60,7 +63,8 @@ class World:
         set_default_scheduler(self.scheduler)
         self.store = open_store(url)
         if users:
-            self.store.users.add("alice", "atlanta.com", "atlanta.com", {"MD5": "0" * 32})
+            for user in ("alice", "bob"):
+                self.store.users.add(user, "atlanta.com", "atlanta.com", {"SHA-256": ha1(user, "atlanta.com", "secret", "SHA-256")})
         self.clock = wall_clock(self.scheduler, epoch)
         self.bindings: dict[str, list[Binding]] = {}
         serial = itertools.count(1)
@@ -74,12 +78,14 @@ class World:
         self.restored = self.package.restore()
         self.scheduler.run_until_idle()
 
-    def publish(self, body: bytes = b"", *, if_match: str | None = None, expires: int | None = None) -> Response:
+    def publish(self, body: bytes = b"", *, if_match: str | None = None, expires: int | None = None,
+                authorization: str | None = None) -> Response:
         lines = [
             f"PUBLISH {ALICE} SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKp", "Max-Forwards: 70",
             f"To: <{ALICE}>", f"From: <{ALICE}>;tag=1", "Call-ID: p", "CSeq: 1 PUBLISH", "Event: presence",
             *([f"SIP-If-Match: {if_match}"] if if_match else []), *([f"Expires: {expires}"] if expires is not None else []),
             *(["Content-Type: application/pidf+xml"] if body else []), f"Content-Length: {len(body)}",
+            *([f"Authorization: {authorization}"] if authorization else []),
         ]
         request = parse(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         assert isinstance(request, Request) and self.package.serves(request)
@@ -147,11 +153,24 @@ def test_a_publication_expires_on_its_actors_timer_unless_refreshed_rfc3903_6_st
     assert world.publish(if_match=tag).status == 412
 
 
-def test_with_users_a_publish_is_challenged_rfc3903_14_1(url: str) -> None:
+def test_with_users_only_the_authenticated_presentity_publishes_rfc3903_14_1(url: str) -> None:
     world = World(url, users=True)
-    response = world.publish(pidf(("pc", "open")))
-    assert response.status == 401 and response.header("WWW-Authenticate")
+    challenge = world.publish(pidf(("pc", "open")))
+    assert challenge.status == 401 and world.stored() == []
+    offer = next(value for value in challenge.header_text("WWW-Authenticate").split(", Digest") if "SHA-256" in value)
+    nonce = re.search(r'nonce="([^"]*)"', offer).group(1)  # type: ignore[union-attr]
+    opaque = re.search(r'opaque="([^"]*)"', offer).group(1)  # type: ignore[union-attr]
+
+    def credentials(user: str, nc: str) -> str:
+        digest = request_digest(ha1(user, "atlanta.com", "secret", "SHA-256"), "SHA-256", nonce, nc, "c0ffee",
+                                "PUBLISH", ALICE)
+        return (f'Digest username="{user}", realm="atlanta.com", nonce="{nonce}", uri="{ALICE}", response="{digest}", '
+                f'algorithm=SHA-256, qop=auth, nc={nc}, cnonce="c0ffee", opaque="{opaque}"')
+
+    assert world.publish(pidf(("pc", "open")), authorization=credentials("bob", "00000001")).status == 403  # not bob's
     assert world.stored() == []
+    assert world.publish(pidf(("pc", "open")), authorization=credentials("alice", "00000002")).status == 200
+    assert len(world.stored()) == 1
 
 
 # --------------------------------------------------------------------------------------- composition
@@ -236,3 +255,20 @@ def test_publications_survive_a_restart_with_the_time_they_have_left_rfc3903_8_3
     later.store.close()
     gone = World(url, epoch=EPOCH + 1000)
     assert gone.restored == 0
+
+
+# ------------------------------------------------------------------------------------------ the core
+def test_the_core_hands_local_publish_to_the_presence_role_and_others_to_the_proxy_rfc3903_6(url: str) -> None:
+    world = World(url)
+    proxy = FakeProxy()
+    core = Core("test", None, proxy, world.package)
+    layer = Layer()
+    options = _request("OPTIONS", "sip:atlanta.com")
+    core.request(layer, "k1", options)
+    (answer,) = layer.answers
+    assert "PUBLISH" in answer.header_text("Allow") and answer.header_text("Allow-Events") == "presence"  # RFC 3903 §7
+    core.request(layer, "k2", _request("PUBLISH", ALICE))  # no Event header: ours, 489 (§6 step 2)
+    assert layer.answers[-1].status == 489 and proxy.calls == []
+    core.request(layer, "k3", _request("PUBLISH", "sip:carol@chicago.com"))  # another domain's presentity
+    assert proxy.calls == [("request", "PUBLISH")] and len(layer.answers) == 2
+    assert core.allow.count("PUBLISH") == 1
