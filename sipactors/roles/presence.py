@@ -183,7 +183,9 @@ class PresencePackage:
         if self._held.get(aor):
             return
         before = self._documents.pop(aor, None)
-        if self.notifier is not None and (before is None or self.document(aor) != before):
+        if self.notifier is None:  # nobody to tell: compose when asked
+            return
+        if before is None or self.document(aor) != before:
             self.notifier.changed(EVENT, aor)
 
     # -- EventPackage ---------------------------------------------------------------------------
@@ -298,11 +300,12 @@ class PresencePackage:
                 actor.actor_ref.tell(Remove())
         else:
             assert publication is not None
-            if actor is None:
+            message = {"publish": Publish, "refresh": Refresh, "modify": Modify}[outcome.kind or ""]
+            if actor is None:  # a new publication; or (never expected) a held one that lost its actor: restored
                 actor = self._spawn(presentity)
+                message = Publish if outcome.kind == "publish" else Restore
             self.actors[presentity, publication.etag] = actor
             self._tag_of[actor] = publication.etag
-            message = {"publish": Publish, "refresh": Refresh, "modify": Modify}[outcome.kind or ""]
             actor.actor_ref.tell(message(publication))
         if not held:
             self._held.pop(presentity, None)
