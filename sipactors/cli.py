@@ -70,7 +70,56 @@ def _parser() -> argparse.ArgumentParser:
     bindings_actions = bindings.add_subparsers(dest="action", required=True)
     bindings_list = bindings_actions.add_parser("list", help="list the unexpired bindings")
     bindings_list.add_argument("aor", nargs="?", metavar="AOR", help="only this address-of-record")
-    for store_command in (add, delete, users_list, bindings_list):
+    presence = commands.add_parser(
+        "presence", help="who may watch whose presence: allow, block, polite-block, confirm (RFC 5025)",
+        description="Manage the watcher authorization rules of the store. WATCHER is a user (bob, bob@example.com, "
+        "a URI), a domain (*@example.com) or * (the presentity's default). A running server applies a change "
+        "within a second. Exit status: 0 done, 1 no such rule, 64 usage error, 66 the store cannot be opened.",
+    )
+    presence_actions = presence.add_subparsers(dest="action", required=True)
+    presence_commands = []
+    for name, text in (("allow", "the watcher sees the presence"), ("block", "the watcher is refused"),
+                       ("polite-block", "the watcher sees the presentity offline"),
+                       ("confirm", "the watcher waits for approval (the default)"),
+                       ("forget", "remove the rule")):
+        rule = presence_actions.add_parser(name, help=text)
+        rule.add_argument("presentity", metavar="PRESENTITY")
+        rule.add_argument("watcher", metavar="WATCHER")
+        presence_commands.append(rule)
+    presence_rules = presence_actions.add_parser("rules", help="list the rules")
+    presence_rules.add_argument("presentity", nargs="?", metavar="PRESENTITY", help="only this presentity's")
+    presence_commands.append(presence_rules)
+    for rule in presence_commands:
+        rule.add_argument("--domain", help="the domain of bare names (default: that of the store's users, if one)")
+    lists = commands.add_parser(
+        "lists", help="manage presence lists (buddy lists with their own URI, RFC 4662)",
+        description="Manage the presence lists the resource list server serves (RFC 4662): a SUBSCRIBE to a "
+        "list's URI with Supported: eventlist, from its owner, gets the state of every member. Exit status: 0 "
+        "done, 1 no such list or member, 64 usage error, 66 the store cannot be opened.",
+    )
+    lists_actions = lists.add_subparsers(dest="action", required=True)
+    lists_add = lists_actions.add_parser("add", help="add a list, or change its owner or name")
+    lists_add.add_argument("list_uri", nargs="?", metavar="LIST-URI",
+                           help="the list's own URI (default: sip:USER-buddies@DOMAIN of the owner)")
+    lists_add.add_argument("--owner", required=True, metavar="AOR", help="the user who may subscribe to it")
+    lists_add.add_argument("--name", default="", help="display name (RLMI <name>)")
+    lists_del = lists_actions.add_parser("del", help="delete a list and its members")
+    lists_del.add_argument("list_uri", metavar="LIST-URI")
+    lists_show = lists_actions.add_parser("show", help="show one list or every list with its members")
+    lists_show.add_argument("list_uri", nargs="?", metavar="LIST-URI")
+    member = lists_actions.add_parser("member", help="add or delete a member of a list")
+    member_actions = member.add_subparsers(dest="member_action", required=True)
+    member_add = member_actions.add_parser("add", help="append a local presentity to a list")
+    member_add.add_argument("list_uri", metavar="LIST-URI")
+    member_add.add_argument("member", metavar="MEMBER")
+    member_add.add_argument("--name", default="", help="display name (RLMI <name>)")
+    member_add.add_argument("--domain", action="append", default=[],
+                            help="another local domain (besides the list's and the owner's); repeatable")
+    member_del = member_actions.add_parser("del", help="remove a member from a list")
+    member_del.add_argument("list_uri", metavar="LIST-URI")
+    member_del.add_argument("member", metavar="MEMBER")
+    for store_command in (add, delete, users_list, bindings_list, *presence_commands, lists_add, lists_del,
+                          lists_show, member_add, member_del):
         store_command.add_argument(
             "--store", default=DEFAULT_STORE_URL, metavar="URL",
             help=f"the store: sqlite:///PATH or memory: (default {DEFAULT_STORE_URL})",
@@ -94,10 +143,20 @@ def main(argv: list[str] | None = None) -> int:
             args.action, args.store, getattr(args, "user", None), getattr(args, "domain", None),
             getattr(args, "realm", None), getattr(args, "password", None), getattr(args, "password_stdin", False),
         )
+    if args.command == "presence":
+        from sipactors.rules_admin import run_presence
+
+        return run_presence(args.action, args.store, args.presentity, getattr(args, "watcher", None), args.domain)
     if args.command == "bindings":
         from sipactors.admin import run_bindings
 
         return run_bindings(args.store, args.aor)
+    if args.command == "lists":
+        from sipactors.admin_lists import run_lists
+
+        action = f"member-{args.member_action}" if args.action == "member" else args.action
+        return run_lists(action, args.store, args.list_uri, getattr(args, "owner", None), getattr(args, "name", ""),
+                         getattr(args, "member", None), getattr(args, "domain", ()))
     if args.command == "check":
         from sipactors.check import run_check
 

@@ -21,21 +21,25 @@ from typing import Any, TextIO
 
 from sipactors import __version__
 from sipactors.message import prepare
+from sipactors.roles.authorization import WatcherRules
 from sipactors.roles.core import Core
 from sipactors.roles.digest import Authenticator, DigestPolicy
+from sipactors.roles.events import Authorization, NotifierHandle
 from sipactors.roles.presence import PresencePackage
 from sipactors.roles.proxy import DEFAULT_AUTH_METHODS, TIMER_C_MS, Listener, ProxyPolicy, ProxyRole
 from sipactors.roles.publish import PublishPolicy
 from sipactors.roles.registrar import Registrar, RegistrarPolicy
+from sipactors.roles.rls import ListConfig, apply_lists, lists_from_config, local_domains
 from sipactors.routing import apply_routing_config, build_dialplan, build_resolver, routing_banner
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
 from sipactors.runtime.proxy import Proxy
 from sipactors.runtime.transaction import TransactionLayer, stateless_400
 from sipactors.store import DEFAULT_STORE_URL, check_store_url, open_store
 from sipactors.store.commit import committer_for
+from sipactors.store.rules import Rule, RuleStore, canonical_presentity, canonical_watcher, parse_action
 from sipactors.transport import Address, TcpTransport, UdpTransport
 
-__all__ = ["ServerConfig", "load_config", "presence_package", "serve"]
+__all__ = ["ServerConfig", "apply_presence_rules", "load_config", "presence_package", "serve", "watcher_rules"]
 
 log = logging.getLogger("sipactors.server")
 
@@ -64,6 +68,11 @@ class ServerConfig:
     dns_attempts: int = 2  # rounds over the nameservers before a lookup fails (503)
     hosts: dict[str, list[str]] = field(default_factory=dict)  # name -> ["address[:port]", ...], before DNS
     dialplan: list[dict[str, Any]] = field(default_factory=list)  # [[dialplan]] tables (roles/dialplan.py)
+    # watcher authorization (roles/authorization.py): [[presence.rule]] (presentity, watcher, action), written
+    # into the store at start; [presence] default_rule applies when no rule does (RFC 5025 §3.2.1 names)
+    presence_rules: list[Rule] = field(default_factory=list)
+    presence_default: Authorization = Authorization.PENDING
+    presence_lists: list[ListConfig] = field(default_factory=list)  # [[presence.list]]: RFC 4662 lists, put in the store at start
 
 
 def load_config(
@@ -99,6 +108,11 @@ def load_config(
             raise SystemExit(f"sipactors serve: {path}: [proxy] timer_c must be above 180 seconds (RFC 3261 §16.6 step 11)")
         if {"ACK", "CANCEL"} & set(config.auth_methods):
             raise SystemExit(f"sipactors serve: {path}: [proxy] auth_methods: ACK and CANCEL are never challenged (RFC 3261 §22.1)")
+        _presence_config(config, data.get("presence", {}), path)
+        try:
+            config.presence_lists = lists_from_config(data)
+        except ValueError as error:
+            raise SystemExit(f"sipactors serve: {path}: {error}") from None
         config.trace = server.get("trace", config.trace)
         config.server_name = server.get("name", config.server_name)
         try:  # a bad URL is reported now, before any listener starts, not when the registrar first writes
@@ -122,6 +136,44 @@ def load_config(
     return config
 
 
+def _presence_config(config: ServerConfig, presence: dict[str, Any], path: Path) -> None:
+    """``[presence] default_rule`` and the ``[[presence.rule]]`` tables; a bare name takes the one domain of
+    ``[registrar] domains`` when there is exactly one (as ``sipactors presence`` takes the users' domain)."""
+    default_domain = config.domains[0] if len(config.domains) == 1 else None
+    try:
+        config.presence_default = parse_action(str(presence.get("default_rule", config.presence_default.value)))
+        for number, rule in enumerate(presence.get("rule", []), 1):
+            missing = {"presentity", "watcher", "action"} - set(rule)
+            if missing:
+                raise ValueError(f"rule {number} lacks {', '.join(sorted(missing))}")
+            try:
+                config.presence_rules.append(Rule(
+                    canonical_presentity(str(rule["presentity"]), default_domain),
+                    canonical_watcher(str(rule["watcher"]), default_domain), parse_action(str(rule["action"])),
+                ))
+            except ValueError as error:
+                raise ValueError(f"rule {number}: {error}") from None
+    except ValueError as error:
+        raise SystemExit(f"sipactors serve: {path}: [presence]: {error}") from None
+
+
+def apply_presence_rules(config: ServerConfig, rules: RuleStore) -> int:
+    """Write the configured rules into the store (where ``sipactors presence`` sees and may change them
+    until the next start); only the ones that differ, so an unchanged file does not move the revision.
+    The number written."""
+    written = 0
+    for rule in config.presence_rules:
+        if rules.lookup(rule.presentity, (rule.watcher,)).get(rule.watcher) is not rule.action:
+            rules.set(rule.presentity, rule.watcher, rule.action)
+            written += 1
+    return written
+
+
+def watcher_rules(config: ServerConfig, rules: RuleStore) -> WatcherRules:
+    """The decisions the presence package asks for (``WatcherRules.decide``), with the configured default."""
+    return WatcherRules(rules, config.presence_default)
+
+
 def _advertised(host: str, config: ServerConfig) -> str:
     """The address the proxy writes in Via and Record-Route for a listener (RFC 3261 §16.6 steps 4, 8): the
     bound one, unless it is a wildcard, which nobody can send to: then the first configured domain, or
@@ -132,15 +184,17 @@ def _advertised(host: str, config: ServerConfig) -> str:
 
 
 def presence_package(
-    store: Any, registrar: Registrar, domains: frozenset[str], trace: Any = None,
+    store: Any, registrar: Registrar, domains: frozenset[str], rules: WatcherRules | None = None,
+    notifier: NotifierHandle | None = None, trace: Any = None,
 ) -> PresencePackage:
     """The ``presence`` event package (RFC 3856) and its PUBLISH compositor (RFC 3903) for ``domains``: its
     publications in ``store``, registration state from ``registrar`` (which tells it of every change), the
-    registrar's digest authenticator and users. The notifier (RFC 6665) runs it as an ``EventPackage``
-    and is handed to it with ``attach``."""
+    registrar's digest authenticator and users, the watcher ``rules``. The notifier (RFC 6665) runs it as
+    an ``EventPackage``; the package reports changes to ``notifier`` (or the one given later to ``attach``;
+    for resource lists, the ``ListHandle``)."""
     package = PresencePackage(
         store.publications, PublishPolicy(domains), registrar.bindings, time.time, os.urandom,
-        authenticator=registrar.authenticator, users=store.users, trace=trace,
+        authenticator=registrar.authenticator, users=store.users, rules=rules, notifier=notifier, trace=trace,
     )
     registrar.observers.append(package.registration_changed)
     return package
@@ -209,9 +263,14 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     if udp is None:
         raise SystemExit("sipactors serve: at least one UDP listener is needed (it is the layer's default)")
     store = open_store(config.store)
+    apply_presence_rules(config, store.presence_rules)
+    domains = frozenset(name.lower() for name in ["localhost", *config.domains, *(host for _, host, _ in config.listeners)])
+    try:  # the configured presence lists, as written (RFC 4662: each list's members local presentities)
+        apply_lists(store.lists, config.presence_lists, local_domains(domains))
+    except ValueError as error:
+        raise SystemExit(f"sipactors serve: [[presence.list]]: {error}") from None
     # REGISTERs are committed in groups on a writer thread; their 200s go out from the scheduler thread.
     committer = committer_for(store, scheduler.submit)
-    domains = frozenset(name.lower() for name in ["localhost", *config.domains, *(host for _, host, _ in config.listeners)])
     registrar = Registrar(
         store, RegistrarPolicy(domains, min_expires=config.min_expires, max_expires=config.max_expires),
         Authenticator(os.urandom(32), DigestPolicy(algorithms=config.digest_algorithms)), time.time, os.urandom,
@@ -229,7 +288,8 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         build_resolver(config),
     )
     # PUBLISH for local presentities (RFC 3903); publications restored with the time they have left
-    presence = presence_package(store, registrar, domains, trace=_Trace(trace_file) if trace_file is not None else None)
+    presence = presence_package(store, registrar, domains, watcher_rules(config, store.presence_rules),
+                                trace=_Trace(trace_file) if trace_file is not None else None)
     scheduler.call_later(0, presence.restore)
     tu = Core(config.server_name, registrar, proxy, presence)
     # no subscriber unless --trace: a record nobody reads still costs ~14 % of a call to build

@@ -124,7 +124,8 @@ class PresencePackage:
     def __init__(
         self, store: PublicationStore, policy: PublishPolicy, locations: Callable[[str, float], list[Binding]],
         clock: Callable[[], float], entropy: Callable[[int], bytes], *, authenticator: Authenticator | None = None,
-        users: Any = None, rules: WatcherRules | None = None, trace: Callable[[dict[str, Any]], None] | None = None,
+        users: Any = None, rules: WatcherRules | None = None, notifier: NotifierHandle | None = None,
+        trace: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -135,7 +136,7 @@ class PresencePackage:
         self.users = users  # the user store: with no user the server is open (anyone may publish)
         self.rules = rules
         self.trace = trace
-        self.notifier: NotifierHandle | None = None
+        self.notifier = notifier  # told of every change of a composed document; see ``attach``
         self.actors: dict[tuple[str, str], PublicationActor] = {}  # (presentity, entity-tag) → actor
         self._tag_of: dict[PublicationActor, str] = {}  # the entity-tag each actor is keyed by
         self._held: dict[str, dict[str, tuple[Publication, Presence]]] = {}  # presentity → tag → (stored, parsed)

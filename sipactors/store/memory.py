@@ -6,7 +6,9 @@ It behaves exactly as ``SqliteStore`` does, but nothing survives the process.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 
+from sipactors.store.lists import MemoryListStore
 from sipactors.store.model import (
     Binding,
     Change,
@@ -20,6 +22,7 @@ from sipactors.store.model import (
     same_contact,
 )
 from sipactors.store.publications import MemoryPublicationStore
+from sipactors.store.rules import MemoryRuleStore
 
 __all__ = ["MemoryLocationStore", "MemoryStore", "MemoryUserStore"]
 
@@ -132,6 +135,7 @@ class MemoryStore:
         self._locations = MemoryLocationStore()
         self._users = MemoryUserStore()
         self._publications = MemoryPublicationStore()
+        self._lists = MemoryListStore()
 
     @property
     def locations(self) -> MemoryLocationStore:
@@ -144,6 +148,16 @@ class MemoryStore:
     @property
     def publications(self) -> MemoryPublicationStore:
         return self._publications
+
+    @cached_property
+    def presence_rules(self) -> MemoryRuleStore:
+        """Watcher authorization rules (``sipactors.store.rules``)."""
+        return MemoryRuleStore()
+
+    @property
+    def lists(self) -> MemoryListStore:
+        """Presence lists (RFC 4662; ``sipactors.store.lists``)."""
+        return self._lists
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object goes."""

@@ -25,8 +25,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
+from sipactors.store.lists import SqliteListStore
 from sipactors.store.model import (
     Binding,
     Change,
@@ -41,6 +43,7 @@ from sipactors.store.model import (
     same_contact,
 )
 from sipactors.store.publications import SqlitePublicationStore
+from sipactors.store.rules import SqliteRuleStore
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "SqliteLocationStore", "SqliteStore", "SqliteUserStore", "StoreError"]
 
@@ -345,6 +348,7 @@ class SqliteStore:
         self._locations = SqliteLocationStore(self._db)
         self._users = SqliteUserStore(self._db)
         self._publications: SqlitePublicationStore | None = None
+        self._lists: SqliteListStore | None = None
 
     @property
     def locations(self) -> SqliteLocationStore:
@@ -368,6 +372,18 @@ class SqliteStore:
         if self._publications is None:
             self._publications = SqlitePublicationStore(self._db)
         return self._publications
+
+    @cached_property
+    def presence_rules(self) -> SqliteRuleStore:
+        """Watcher authorization rules (``sipactors.store.rules``), their tables made on first use."""
+        return SqliteRuleStore(self._db)
+
+    @property
+    def lists(self) -> SqliteListStore:
+        """Presence lists (RFC 4662), their tables made on first use (``sipactors.store.lists``)."""
+        if self._lists is None:
+            self._lists = SqliteListStore(self._db)
+        return self._lists
 
     def close(self) -> None:
         self._db.close()
