@@ -7,7 +7,7 @@ same composed state:
   exist, then :func:`sipactors.roles.publish.decide`), stores each outcome before the 200, and runs one
   :class:`~sipactors.runtime.publication.PublicationActor` per publication, which expires it;
 * the ``presence`` :class:`~sipactors.roles.events.EventPackage` the notifier runs (RFC 3856 §6): which
-  presentities exist, who may watch them (:class:`WatcherRules`), and the NOTIFY body, always the full
+  presentities exist, who may watch them (:class:`AuthorizationRules`), and the NOTIFY body, always the full
   composed PIDF (RFC 3856 §6.7: "the complete and current presence state").
 
 Composition (RFC 3856 §7.3 "merge the tuples across all of those PUA into a single presence document";
@@ -47,15 +47,16 @@ from sipactors.runtime.publication import Modify, PublicationActor, Publish, Ref
 from sipactors.store.model import Binding
 from sipactors.store.publications import Publication, PublicationStore
 
-__all__ = ["EVENT", "PresencePackage", "WatcherRules", "compose", "neutral", "registration_tuple_id"]
+__all__ = ["EVENT", "PresencePackage", "AuthorizationRules", "compose", "neutral", "registration_tuple_id"]
 
 log = logging.getLogger("sipactors.presence")
 
 EVENT = "presence"
 
 
-class WatcherRules(Protocol):
-    """Watcher authorization rules (RFC 5025 §3.2.1 sub-handling), kept by the rules role."""
+class AuthorizationRules(Protocol):
+    """Watcher authorization rules (RFC 5025 §3.2.1 sub-handling): ``sipactors.roles.authorization.WatcherRules``
+    over the rule store, or any table that decides the same way."""
 
     def decide(self, presentity: str, watcher: str) -> Authorization:
         """What ``watcher`` may see of ``presentity``: PENDING for a watcher no rule names (it waits for the
@@ -124,7 +125,7 @@ class PresencePackage:
     def __init__(
         self, store: PublicationStore, policy: PublishPolicy, locations: Callable[[str, float], list[Binding]],
         clock: Callable[[], float], entropy: Callable[[int], bytes], *, authenticator: Authenticator | None = None,
-        users: Any = None, rules: WatcherRules | None = None, notifier: NotifierHandle | None = None,
+        users: Any = None, rules: AuthorizationRules | None = None, notifier: NotifierHandle | None = None,
         trace: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.store = store
