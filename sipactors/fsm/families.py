@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["BINDING", "DEFAULT_FAMILY", "FAMILIES", "PROXY", "SUBSCRIPTION", "TRANSACTION", "Family"]
+__all__ = ["BINDING", "DEFAULT_FAMILY", "FAMILIES", "PROXY", "PUBLICATION", "SUBSCRIPTION", "TRANSACTION", "Family"]
 
 
 @dataclass(frozen=True)
@@ -173,8 +173,35 @@ SUBSCRIPTION = Family(
     timers={"expiry": "the subscription's duration, granted in the 200's Expires (RFC 6665 §4.2.1.1, §4.2.1.4)"},
 )
 
+PUBLICATION = Family(
+    name="publication",
+    about="one publication of event state for a presentity, known by its entity-tag (RFC 3903 §6)",
+    actions={
+        "adopt": "make the publication the event carries this one's (a new entity-tag, body and expiry) without "
+                 "writing it: the presence role stored it before the 200 (RFC 3903 §6 steps 5-6)",
+        "forget": "let go of the publication without writing: the presence role removed it (RFC 3903 §6 step 5, "
+                  "expiration 0)",
+        "store_remove": "remove the publication from the store if it still has this entity-tag and expiry (its "
+                        "interval ran out, RFC 3903 §6 step 5)",
+        "tell_compositor": "tell the presence role (the event state compositor) the publication as it now is, none "
+                           "once removed, so the composed state follows",
+        "terminate": "the publication's actor ends (its running timer is cancelled) and the role forgets it",
+    },
+    timer_actions={
+        "start": "start X to fire when the publication expires (the event's publication, at the event's wall-clock now)",
+        "restart": "cancel X if it runs, and start it for the publication held",
+        "cancel": "cancel X",
+    },
+    guards={
+        "due": "the publication's expiry has come (wall clock): the timer is not early",
+        "early": "the timer fired before the publication's expiry on the wall clock (the two clocks drift, or a "
+                 "refresh was adopted while the firing was on its way)",
+    },
+    timers={"expiry": "the expiration interval the compositor chose for the publication (RFC 3903 §6 step 4)"},
+)
+
 #: Every family, by the name a table's ``[machine] family`` gives.
-FAMILIES: dict[str, Family] = {family.name: family for family in (TRANSACTION, BINDING, PROXY, SUBSCRIPTION)}
+FAMILIES: dict[str, Family] = {family.name: family for family in (TRANSACTION, BINDING, PROXY, SUBSCRIPTION, PUBLICATION)}
 
 #: The family of a table that names none.
 DEFAULT_FAMILY = TRANSACTION.name

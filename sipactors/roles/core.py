@@ -17,6 +17,7 @@ from sipactors.message.build import response_for
 from sipactors.store.model import Source
 
 if TYPE_CHECKING:
+    from sipactors.roles.presence import PresencePackage
     from sipactors.roles.registrar import Registrar
     from sipactors.runtime.subscription import Notifier
 
@@ -57,13 +58,16 @@ class Core:
     def __init__(
         self, server_name: str = "sipactors", registrar: Registrar | None = None, proxy: ProxyTU | None = None,
         notifier: Notifier | None = None,
+        presence: PresencePackage | None = None,
     ) -> None:
         self.server_name = server_name
         self.registrar = registrar
         self.proxy = proxy
         self.notifier = notifier  # SUBSCRIBEs for local resources (RFC 6665 §4.2)
+        self.presence = presence  # the event state compositor for local presentities (RFC 3903 §6)
         allow = ALLOW + (("REGISTER",) if registrar is not None else ())
-        allow += (PROXIED if proxy is not None else ())
+        allow += ("PUBLISH",) if presence is not None else ()
+        allow += tuple(m for m in (PROXIED if proxy is not None else ()) if m not in allow)
         self.allow = allow + (("SUBSCRIBE",) if notifier is not None and "SUBSCRIBE" not in allow else ())
 
     def answer(self, request: Request, to_tag: str) -> Response:
@@ -101,6 +105,8 @@ class Core:
         elif request.method == "SUBSCRIBE" and self.notifier is not None and self.notifier.takes(request):
             peer = layer.peer(key)  # RFC 6665 §4.2: a local resource's notifier is this server
             self.notifier.request(layer, key, request, peer[0] if peer is not None else None)
+        elif self.presence is not None and self.presence.serves(request):  # RFC 3903 §6: we are the ESC
+            self.presence.handle(request, layer.new_tag(), lambda response: layer.respond(key, response))
         elif self._ours(request):
             layer.respond(key, self.answer(request, layer.new_tag()))
         elif request.method == "CANCEL":

@@ -21,6 +21,7 @@ from sipactors.store.model import (
     checked_ha1s,
     same_contact,
 )
+from sipactors.store.publications import MemoryPublicationStore
 from sipactors.store.rules import MemoryRuleStore
 from sipactors.store.subscriptions import MemorySubscriptionStore
 
@@ -134,6 +135,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._locations = MemoryLocationStore()
         self._users = MemoryUserStore()
+        self._publications = MemoryPublicationStore()
         self._lists = MemoryListStore()
         self._subscriptions = MemorySubscriptionStore()
 
@@ -144,6 +146,10 @@ class MemoryStore:
     @property
     def users(self) -> MemoryUserStore:
         return self._users
+
+    @property
+    def publications(self) -> MemoryPublicationStore:
+        return self._publications
 
     @cached_property
     def presence_rules(self) -> MemoryRuleStore:

@@ -42,6 +42,7 @@ from sipactors.store.model import (
     checked_ha1s,
     same_contact,
 )
+from sipactors.store.publications import SqlitePublicationStore
 from sipactors.store.rules import SqliteRuleStore
 from sipactors.store.subscriptions import SqliteSubscriptionStore
 
@@ -347,6 +348,7 @@ class SqliteStore:
         self._db = _Database(self.path, synchronous)
         self._locations = SqliteLocationStore(self._db)
         self._users = SqliteUserStore(self._db)
+        self._publications: SqlitePublicationStore | None = None
         self._lists: SqliteListStore | None = None
         self._subscriptions: SqliteSubscriptionStore | None = None
 
@@ -365,6 +367,13 @@ class SqliteStore:
     @property
     def users(self) -> SqliteUserStore:
         return self._users
+
+    @property
+    def publications(self) -> SqlitePublicationStore:
+        """Published event state (RFC 3903), its table made on first use (``sipactors.store.publications``)."""
+        if self._publications is None:
+            self._publications = SqlitePublicationStore(self._db)
+        return self._publications
 
     @cached_property
     def presence_rules(self) -> SqliteRuleStore:
