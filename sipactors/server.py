@@ -20,24 +20,36 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sipactors import __version__
-from sipactors.message import prepare
+from sipactors.message import NameAddr, SipURI, prepare
 from sipactors.roles.authorization import WatcherRules
 from sipactors.roles.core import Core
 from sipactors.roles.digest import Authenticator, DigestPolicy
-from sipactors.roles.events import Authorization
+from sipactors.roles.events import Authorization, NotifierHandle
+from sipactors.roles.presence import PresencePackage
 from sipactors.roles.proxy import DEFAULT_AUTH_METHODS, TIMER_C_MS, Listener, ProxyPolicy, ProxyRole
+from sipactors.roles.publish import PublishPolicy
 from sipactors.roles.registrar import Registrar, RegistrarPolicy
-from sipactors.roles.rls import ListConfig, apply_lists, lists_from_config, local_domains
+from sipactors.roles.rls import (
+    ListConfig,
+    ListHandle,
+    ListPackage,
+    apply_lists,
+    lists_from_config,
+    local_domains,
+)
+from sipactors.roles.winfo import WatchedPackage, WatcherList, WinfoPackage
 from sipactors.routing import apply_routing_config, build_dialplan, build_resolver, routing_banner
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
 from sipactors.runtime.proxy import Proxy
+from sipactors.runtime.rules import RulesPoller
+from sipactors.runtime.subscription import Notifier
 from sipactors.runtime.transaction import TransactionLayer, stateless_400
 from sipactors.store import DEFAULT_STORE_URL, check_store_url, open_store
 from sipactors.store.commit import committer_for
 from sipactors.store.rules import Rule, RuleStore, canonical_presentity, canonical_watcher, parse_action
 from sipactors.transport import Address, TcpTransport, UdpTransport
 
-__all__ = ["ServerConfig", "apply_presence_rules", "load_config", "serve", "watcher_rules"]
+__all__ = ["ServerConfig", "apply_presence_rules", "load_config", "presence_package", "serve", "watcher_rules"]
 
 log = logging.getLogger("sipactors.server")
 
@@ -181,6 +193,23 @@ def _advertised(host: str, config: ServerConfig) -> str:
     return host
 
 
+def presence_package(
+    store: Any, registrar: Registrar, domains: frozenset[str], rules: WatcherRules | None = None,
+    notifier: NotifierHandle | None = None, trace: Any = None,
+) -> PresencePackage:
+    """The ``presence`` event package (RFC 3856) and its PUBLISH compositor (RFC 3903) for ``domains``: its
+    publications in ``store``, registration state from ``registrar`` (which tells it of every change), the
+    registrar's digest authenticator and users, the watcher ``rules``. The notifier (RFC 6665) runs it as
+    an ``EventPackage``; the package reports changes to ``notifier`` (or the one given later to ``attach``;
+    for resource lists, the ``ListHandle``)."""
+    package = PresencePackage(
+        store.publications, PublishPolicy(domains), registrar.bindings, time.time, os.urandom,
+        authenticator=registrar.authenticator, users=store.users, rules=rules, notifier=notifier, trace=trace,
+    )
+    registrar.observers.append(package.registration_changed)
+    return package
+
+
 class _Trace:
     def __init__(self, out: TextIO | None) -> None:
         self.out = out
@@ -263,16 +292,39 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         timer_c_ms=round(config.timer_c * 1000), auth_methods=frozenset(config.auth_methods),
     )
     # next hops per RFC 3263: the [hosts] table first, then DNS unless --no-dns; tel URIs by the dial plan
-    proxy = Proxy(
-        ProxyRole(store, proxy_policy, registrar.authenticator, time.time, os.urandom, build_dialplan(config),
-                  locations=registrar),  # the registrar's committed bindings, held in memory
-        build_resolver(config),
+    resolver = build_resolver(config)
+    proxy_role = ProxyRole(store, proxy_policy, registrar.authenticator, time.time, os.urandom, build_dialplan(config),
+                           locations=registrar)  # the registrar's committed bindings, held in memory
+    proxy = Proxy(proxy_role, resolver)
+    # the notifier (RFC 6665) for local resources; no event package yet: every such SUBSCRIBE gets 489
+    contact = next((item for item in listeners if item.transport == "UDP"), listeners[0])
+    notifier = Notifier(
+        store.subscriptions, NameAddr(SipURI("sip", contact.host, None, port=contact.port)), time.time,
+        via_host=contact.host, via_port=contact.port, resolver=resolver, admit=proxy_role.admit_local,
+        domain=proxy_policy, trace=_Trace(trace_file) if trace_file is not None else None,
     )
-    tu = Core(config.server_name, registrar, proxy)
+    # presence (RFC 3856): PUBLISH for local presentities (RFC 3903), publications restored with the time they
+    # have left; resource lists (RFC 4662) in front of it; watcher information (RFC 3857) beside it; the
+    # watcher rules of the store, re-read within a second of `sipactors presence` changing them
+    rules = watcher_rules(config, store.presence_rules)
+    presence = presence_package(store, registrar, domains, rules,
+                                trace=_Trace(trace_file) if trace_file is not None else None)
+    scheduler.call_later(0, presence.restore)
+    lists_handle = ListHandle()
+    presence.attach(lists_handle)  # a presentity's change reaches its watchers and the lists holding it
+    watchers = WatcherList(notifier, time.time)
+    notifier.register(ListPackage(WatchedPackage(presence, watchers), store.lists, lists_handle, local_domains(domains)))
+    notifier.register(WinfoPackage(watchers, presence.resource_exists))
+    lists_handle.attach(notifier)
+    poller = RulesPoller(store.presence_rules, scheduler, lists_handle,
+                         listeners=[lambda presentity: watchers.reconsider(presentity, rules.decide)])
+    poller.start()
+    tu = Core(config.server_name, registrar, proxy, notifier, presence)
     # no subscriber unless --trace: a record nobody reads still costs ~14 % of a call to build
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file) if trace_file is not None else None)
     if tcp is not None:  # the proxy forwards over TCP too (RFC 3263 §4.1 transport=tcp, bindings made over TCP)
         layer.transports[tcp.name] = tcp
+    scheduler.call_later(0, lambda: notifier.restore(layer))  # the stored subscriptions, with the time they have left
     for protocol in udp_listeners:  # from now on the scheduler thread reads them (ThreadScheduler.watch)
         protocol.read_on(scheduler.watch)
     prepare()
@@ -307,6 +359,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
             server.close()
         scheduler.stop()  # no REGISTER is decided any more; then what was submitted is committed
         proxy.close()
+        notifier.close()
         committer.close()
         set_default_scheduler(None)
         store.close()

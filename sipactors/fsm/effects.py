@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BindingEffect", "CancelBranch", "CancelTimer", "Effect", "Forward", "ProxyEffect", "Refused", "RemoveBinding",
     "ResetTimerC", "Send", "StartTimer", "Terminated", "ToRegistrar", "ToTU", "Upstream",
+    "Answer", "DeleteSubscription", "NextNotify", "Notify", "SaveSubscription", "SubscriptionEffect", "ToPackage",
 ]
 
 
@@ -121,3 +122,47 @@ class ResetTimerC:
 ProxyEffect = Forward | Upstream | CancelBranch | ResetTimerC | Terminated
 
 BindingEffect = RemoveBinding | ToRegistrar | Refused | StartTimer | CancelTimer | Terminated
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Answer the SUBSCRIBE being handled with ``status`` (200: RFC 6665 §4.2.1.1, with Expires and Contact;
+    403: blocked, §4.2.1.3; 500: an in-dialog request out of CSeq order, RFC 3261 §12.2.2)."""
+
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Send a NOTIFY (RFC 6665 §4.2.2) whose Subscription-State is ``state`` ("active", "pending" or
+    "terminated") with ``reason`` when terminated; queued behind the NOTIFY in flight, if any."""
+
+    state: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NextNotify:
+    """The NOTIFY in flight is over: send the one queued behind it, if any (RFC 6665 §4.2.2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SaveSubscription:
+    """Write the subscription and its dialog to the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteSubscription:
+    """Remove the subscription from the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToPackage:
+    """Tell the event package "started" (with the authorization the subscription holds) or "ended" (with
+    ``reason``: RFC 6665 §4.1.3, or "unsubscribed")."""
+
+    what: str
+    reason: str | None = None
+
+
+SubscriptionEffect = Answer | Notify | NextNotify | SaveSubscription | DeleteSubscription | ToPackage | StartTimer | CancelTimer | Terminated

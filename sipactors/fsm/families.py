@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["BINDING", "DEFAULT_FAMILY", "FAMILIES", "PROXY", "TRANSACTION", "Family"]
+__all__ = ["BINDING", "DEFAULT_FAMILY", "FAMILIES", "PROXY", "PUBLICATION", "SUBSCRIPTION", "TRANSACTION", "Family"]
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,86 @@ PROXY = Family(
     timers={},
 )
 
+SUBSCRIPTION = Family(
+    name="subscription",
+    about="a notifier's subscription (RFC 6665 §4.2) and the dialog its SUBSCRIBE created (RFC 3261 §12): one "
+          "actor drives both tables, so they share one vocabulary",
+    actions={
+        # the subscription table
+        "accept": "answer the SUBSCRIBE 200 with the granted Expires and our Contact (RFC 6665 §4.2.1.1; "
+                  "202 is deprecated, §8.3.1)",
+        "refuse": "answer the SUBSCRIBE 403: the package's rules block the watcher (RFC 6665 §4.2.1.3)",
+        "adopt": "take the expiry and authorization the event carries (a SUBSCRIBE just accepted, a refresh, "
+                 "or the record the store kept)",
+        "authorize": "take the authorization the event carries (the package's answer to reauthorize)",
+        "notify": "send a NOTIFY with the current Subscription-State (active or pending;expires=N) and, when "
+                  "active, the package's body (RFC 6665 §4.2.1.2, §4.2.2); queued while another is in flight",
+        "notify_timeout": "send the final NOTIFY: terminated;reason=timeout (RFC 6665 §4.2.1.4, §4.4.3)",
+        "notify_rejected": "send the final NOTIFY: terminated;reason=rejected (RFC 6665 §4.1.3, §4.2.1.3)",
+        "notify_deactivated": "send the final NOTIFY: terminated;reason=deactivated (RFC 6665 §4.1.3)",
+        "notify_noresource": "send the final NOTIFY: terminated;reason=noresource (RFC 6665 §4.1.3)",
+        "next_notify": "the NOTIFY in flight is over: send the one queued behind it, if any (RFC 6665 §4.2.2)",
+        "save": "write the subscription (its dialog, expiry and state) to the store",
+        "delete": "remove the subscription from the store",
+        "tell_started": "tell the package the subscription began or its authorization changed",
+        "tell_ended": "tell the package the subscription ended, with the reason",
+        "terminate": "the subscription is over: its actor ends once its last NOTIFY has gone, and the notifier "
+                     "forgets it",
+        # the dialog table
+        "establish": "the UAS side of the dialog (RFC 3261 §12.1.1): route set from Record-Route, remote "
+                     "target from Contact, remote CSeq from the SUBSCRIBE, local CSeq chosen",
+        "take_cseq": "remember the in-dialog request's CSeq as the remote CSeq (RFC 3261 §12.2.2)",
+        "refresh_target": "replace the remote target by the request's Contact (RFC 3261 §12.2.2 target refresh; "
+                          "RFC 6665 §4.1.2.2: a re-SUBSCRIBE is one)",
+        "reject_500": "answer 500: the in-dialog request's CSeq is lower than the remote CSeq (RFC 3261 §12.2.2)",
+        "next_cseq": "increment the local CSeq for a request we send in the dialog (RFC 3261 §12.2.1.1)",
+        "restore_dialog": "take the dialog as the store kept it",
+    },
+    timer_actions={
+        "start": "start X to fire at the subscription's expiry (wall-clock, given with the event)",
+        "restart": "cancel X if it runs, and start it for the new expiry",
+        "cancel": "cancel X",
+    },
+    guards={
+        "allowed": "the package allows the watcher (ALLOW or POLITE_BLOCK: active, RFC 5025 §3.2.1)",
+        "awaiting": "the package wants the resource's owner to decide (PENDING, RFC 6665 §4.2.1.3)",
+        "blocked": "the package blocks the watcher (BLOCK, RFC 6665 §4.2.1.3)",
+        "in_order": "the request's CSeq is above the remote CSeq (RFC 3261 §12.2.2)",
+        "out_of_order": "the request's CSeq is not above the remote CSeq (RFC 3261 §12.2.2: lower gets 500; "
+                        "equal is a retransmission the transaction layer absorbs, or a fault)",
+    },
+    timers={"expiry": "the subscription's duration, granted in the 200's Expires (RFC 6665 §4.2.1.1, §4.2.1.4)"},
+)
+
+PUBLICATION = Family(
+    name="publication",
+    about="one publication of event state for a presentity, known by its entity-tag (RFC 3903 §6)",
+    actions={
+        "adopt": "make the publication the event carries this one's (a new entity-tag, body and expiry) without "
+                 "writing it: the presence role stored it before the 200 (RFC 3903 §6 steps 5-6)",
+        "forget": "let go of the publication without writing: the presence role removed it (RFC 3903 §6 step 5, "
+                  "expiration 0)",
+        "store_remove": "remove the publication from the store if it still has this entity-tag and expiry (its "
+                        "interval ran out, RFC 3903 §6 step 5)",
+        "tell_compositor": "tell the presence role (the event state compositor) the publication as it now is, none "
+                           "once removed, so the composed state follows",
+        "terminate": "the publication's actor ends (its running timer is cancelled) and the role forgets it",
+    },
+    timer_actions={
+        "start": "start X to fire when the publication expires (the event's publication, at the event's wall-clock now)",
+        "restart": "cancel X if it runs, and start it for the publication held",
+        "cancel": "cancel X",
+    },
+    guards={
+        "due": "the publication's expiry has come (wall clock): the timer is not early",
+        "early": "the timer fired before the publication's expiry on the wall clock (the two clocks drift, or a "
+                 "refresh was adopted while the firing was on its way)",
+    },
+    timers={"expiry": "the expiration interval the compositor chose for the publication (RFC 3903 §6 step 4)"},
+)
+
 #: Every family, by the name a table's ``[machine] family`` gives.
-FAMILIES: dict[str, Family] = {family.name: family for family in (TRANSACTION, BINDING, PROXY)}
+FAMILIES: dict[str, Family] = {family.name: family for family in (TRANSACTION, BINDING, PROXY, SUBSCRIPTION, PUBLICATION)}
 
 #: The family of a table that names none.
 DEFAULT_FAMILY = TRANSACTION.name

@@ -17,7 +17,9 @@ from sipactors.message.build import response_for
 from sipactors.store.model import Source
 
 if TYPE_CHECKING:
+    from sipactors.roles.presence import PresencePackage
     from sipactors.roles.registrar import Registrar
+    from sipactors.runtime.subscription import Notifier
 
 __all__ = ["ALLOW", "Core", "KNOWN_METHODS", "PROXIED"]
 
@@ -53,12 +55,20 @@ class ProxyTU(Protocol):
 class Core:
     """The transaction user of ``sipactors serve``."""
 
-    def __init__(self, server_name: str = "sipactors", registrar: Registrar | None = None, proxy: ProxyTU | None = None) -> None:
+    def __init__(
+        self, server_name: str = "sipactors", registrar: Registrar | None = None, proxy: ProxyTU | None = None,
+        notifier: Notifier | None = None,
+        presence: PresencePackage | None = None,
+    ) -> None:
         self.server_name = server_name
         self.registrar = registrar
         self.proxy = proxy
+        self.notifier = notifier  # SUBSCRIBEs for local resources (RFC 6665 §4.2)
+        self.presence = presence  # the event state compositor for local presentities (RFC 3903 §6)
         allow = ALLOW + (("REGISTER",) if registrar is not None else ())
-        self.allow = allow + (PROXIED if proxy is not None else ())
+        allow += ("PUBLISH",) if presence is not None else ()
+        allow += tuple(m for m in (PROXIED if proxy is not None else ()) if m not in allow)
+        self.allow = allow + (("SUBSCRIBE",) if notifier is not None and "SUBSCRIBE" not in allow else ())
 
     def answer(self, request: Request, to_tag: str) -> Response:
         """The response a request other than a REGISTER to the registrar gets (the caller supplies the To
@@ -66,9 +76,10 @@ class Core:
         server = [("Server", self.server_name)]
         allow = ("Allow", ", ".join(self.allow))
         if request.method == "OPTIONS":  # RFC 3261 §11.2
-            return response_for(
+            events = [("Allow-Events", self.notifier.allow_events)] if self.notifier and self.notifier.packages else []
+            return response_for(  # RFC 6665 §4.4.4: Allow-Events names the packages hosted
                 request, 200, to_tag=to_tag,
-                headers=[allow, ("Accept", ", ".join(ACCEPT)), ("Supported", ", ".join(SUPPORTED)), *server],
+                headers=[allow, ("Accept", ", ".join(ACCEPT)), ("Supported", ", ".join(SUPPORTED)), *events, *server],
             )
         if request.method == "CANCEL":  # no INVITE transaction exists to cancel (RFC 3261 §9.2)
             return response_for(request, 481, to_tag=to_tag, headers=server)
@@ -84,13 +95,18 @@ class Core:
         if method == "OPTIONS":  # RFC 3261 §11: OPTIONS to the server itself
             uri = request.uri
             return self.proxy is None or not isinstance(uri, SipURI) or uri.user is None
-        return self.proxy is None
+        return self.proxy is None and not (method == "SUBSCRIBE" and self.notifier is not None)
 
     # -- the TransactionUser protocol -------------------------------------------------------------
     def request(self, layer: Any, key: Any, request: Request) -> None:
         if request.method == "REGISTER" and self.registrar is not None:  # RFC 3261 §10.3
             # The registrar answers once the REGISTER's changes are committed (§10.3 step 8).
             self.registrar.handle(request, layer.new_tag(), lambda response: layer.respond(key, response), _source(layer, key))
+        elif request.method == "SUBSCRIBE" and self.notifier is not None and self.notifier.takes(request):
+            peer = layer.peer(key)  # RFC 6665 §4.2: a local resource's notifier is this server
+            self.notifier.request(layer, key, request, peer[0] if peer is not None else None)
+        elif self.presence is not None and self.presence.serves(request):  # RFC 3903 §6: we are the ESC
+            self.presence.handle(request, layer.new_tag(), lambda response: layer.respond(key, response))
         elif self._ours(request):
             layer.respond(key, self.answer(request, layer.new_tag()))
         elif request.method == "CANCEL":

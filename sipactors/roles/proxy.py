@@ -435,13 +435,20 @@ class ProxyRole:
                 return list(bindings)
         return []
 
-    def _local(self, request: Request, loop: str) -> Answer | Plan:
+    def admit_local(self, request: Request) -> Answer | None:
+        """The digest check for a request to a local target (issue 4): a local user's request of
+        ``auth_methods`` is challenged (407) unless no users exist; None: go on. The notifier asks it for
+        the SUBSCRIBEs it answers itself, so they pass the same check as the ones proxied."""
         if request.method != "ACK" and request.method in self.policy.auth_methods and not self._open():
             realm = self._realm(request)
             if realm is not None:  # a local user calling: 407 (issue 4)
-                refused = self._authenticate(request, realm)
-                if refused is not None:
-                    return refused
+                return self._authenticate(request, realm)
+        return None
+
+    def _local(self, request: Request, loop: str) -> Answer | Plan:
+        refused = self.admit_local(request)
+        if refused is not None:
+            return refused
         uri = request.uri
         assert isinstance(uri, SipURI)  # local() holds only for SIP URIs
         bindings = self._bindings(uri)

@@ -555,6 +555,9 @@ class Registrar:
         self._held: dict[str, dict[str, Binding]] = {}  # AOR → contact URI (as registered) → committed binding
         self._committing: dict[str, deque[_Pending]] = {}  # AOR → the REGISTERs waiting for its commit
         self._serial = itertools.count(1)  # numbers the binding actors, so a seeded simulation names them alike
+        #: called with the AOR after its bindings changed (a REGISTER committed, a binding expired): the
+        #: presence package composes registration state from them (RFC 3856 §7.2)
+        self.observers: list[Callable[[str], None]] = []
 
     @property
     def open_mode(self) -> bool:
@@ -616,6 +619,7 @@ class Registrar:
             if error is None:
                 self._adopt(aor, outcome.changes, pending.request)
                 pending.reply(outcome.response(pending.request, pending.to_tag))
+                self._registration_changed(aor)
             else:
                 log.error("REGISTER for %s not committed: %s", aor, error)
                 pending.reply(commit_failed(outcome).response(pending.request, pending.to_tag))
@@ -706,3 +710,8 @@ class Registrar:
         held.pop(contact, None)
         if not held:
             self._held.pop(aor, None)
+        self._registration_changed(aor)
+
+    def _registration_changed(self, aor: str) -> None:
+        for observer in self.observers:
+            observer(aor)

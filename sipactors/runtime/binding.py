@@ -45,7 +45,7 @@ from sipactors.fsm import (
     binding_machine,
 )
 from sipactors.runtime.scheduler import Scheduler
-from sipactors.runtime.timers import TimedActor, TimerFired
+from sipactors.runtime.timers import OwnedActor, TimerFired
 from sipactors.store.model import Binding, LocationStore
 
 __all__ = ["BindingActor", "BindingOwner", "Outcome", "Register", "Restore", "Unregister", "wall_clock"]
@@ -102,8 +102,10 @@ def wall_clock(scheduler: Scheduler, epoch: float) -> Callable[[], float]:
     return lambda: epoch + scheduler.now() / 1000.0
 
 
-class BindingActor(TimedActor):
+class BindingActor(OwnedActor):
     """One binding: its machine state, its expiry timer, and the store it keeps the binding in."""
+
+    owner_ended = "binding_ended"
 
     def __init__(
         self, owner: BindingOwner, aor: str, contact: str, store: LocationStore, wall_now: Callable[[], float],
@@ -120,7 +122,6 @@ class BindingActor(TimedActor):
         # The owner may number its actors itself, so that a seeded simulation names them the same every run.
         self.actor_id = actor_id or f"binding-{next(_SERIAL)}"
         self._refused: str | None = None
-        self._ended = False  # the owner has been told binding_ended
 
     @property
     def aor(self) -> str:
@@ -192,20 +193,6 @@ class BindingActor(TimedActor):
     def _terminated(self, effect: Terminated) -> None:
         self._end()
 
-    def _end(self) -> None:
-        self._cancel_timers()
-        if not self._ended:
-            self._ended = True
-            self.owner.binding_ended(self)
-        self.stop()
-
-    def on_failure(self, *exc_info: Any) -> None:
-        """A failure nobody asked about (DESIGN §3: log, stop, the role runs on): the owner forgets the
-        actor, once (``step`` may have ended it already)."""
-        self._cancel_timers()
-        if not self._ended:
-            self._ended = True
-            self.owner.binding_ended(self)
 
 
 #: What the actor does with each kind of effect (dispatch by type, as the transaction actors do).

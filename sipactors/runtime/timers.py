@@ -16,7 +16,7 @@ from sipactors.fsm import CancelTimer, StartTimer
 from sipactors.runtime.actor import ScheduledActor, ScheduledInbox
 from sipactors.runtime.scheduler import TimerHandle
 
-__all__ = ["TimedActor", "TimerFired"]
+__all__ = ["OwnedActor", "TimedActor", "TimerFired"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,31 @@ class TimedActor(ScheduledActor):
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
+
+
+class OwnedActor(TimedActor):
+    """A timed actor its owner keeps in a dict (a registrar's bindings, a presence role's publications): the
+    owner hears exactly once that it ended, by its method named ``owner_ended`` (DESIGN §3: a failing actor
+    logs and stops; its role runs on and forgets it)."""
+
+    owner: Any
+    owner_ended: str  # the owner's method told ``(actor)`` once the actor ended
+    _ended = False
+
+    def _end(self) -> None:
+        """The machine is over, or failed: cancel the timers, tell the owner, stop."""
+        self._forget()
+        self.stop()
+
+    def _forget(self) -> None:
+        self._cancel_timers()
+        if not self._ended:
+            self._ended = True
+            getattr(self.owner, self.owner_ended)(self)
+
+    def on_failure(self, *exc_info: Any) -> None:
+        """A failure nobody asked about: the owner forgets the actor, once (it may have ended already)."""
+        self._forget()
 
 
 class _Expiry:

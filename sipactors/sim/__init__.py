@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sipactors.runtime.scheduler import ManualScheduler
 
 __all__ = [
-    "DEFAULT_SCRIPT", "Dialog", "Link", "Outcome", "Reply", "Script", "SentRequest", "SimNetwork", "SimTransport", "SimUA",
+    "DEFAULT_SCRIPT", "ClientSubscription", "Dialog", "Link", "Outcome", "Reply", "Script", "SentRequest", "SimNetwork", "SimTransport", "SimUA",
 ]
 
 Address = tuple[str, int]
@@ -86,4 +86,13 @@ class SimTransport:
         self.network.send(data, self.address, destination)
 
 
-from sipactors.sim.ua import DEFAULT_SCRIPT, Dialog, Outcome, Reply, Script, SentRequest, SimUA  # noqa: E402 - ua uses the above
+from sipactors.sim.ua import (  # noqa: E402 - ua uses the above
+    DEFAULT_SCRIPT,
+    ClientSubscription,
+    Dialog,
+    Outcome,
+    Reply,
+    Script,
+    SentRequest,
+    SimUA,
+)

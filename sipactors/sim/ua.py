@@ -34,7 +34,7 @@ from sipactors.runtime.transaction import Address, TransactionLayer
 from sipactors.sim import SimNetwork, SimTransport
 from sipactors.transport.resolve import ResolutionError, Resolver, Target
 
-__all__ = ["DEFAULT_SCRIPT", "Dialog", "Outcome", "Reply", "Script", "SentRequest", "SimUA"]
+__all__ = ["DEFAULT_SCRIPT", "ClientSubscription", "Dialog", "Outcome", "Reply", "Script", "SentRequest", "SimUA"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,25 @@ class SentRequest:
         return self.finals[0] if self.finals else None
 
 
+@dataclass
+class ClientSubscription:
+    """A subscription this UA asked for (RFC 6665 §4.1): the SUBSCRIBE that started it, the dialog (made by
+    the 2xx or by a NOTIFY that arrived first, §4.1.2.4), and every NOTIFY received, in order."""
+
+    call_id: str
+    local_tag: str
+    event: str
+    sent: SentRequest
+    dialog: Dialog | None = None
+    notifies: list[Request] = field(default_factory=list)
+    terminated: bool = False
+
+    @property
+    def states(self) -> list[str]:
+        """The Subscription-State values received, in order (e.g. "active;expires=3600")."""
+        return [n.header_text("Subscription-State") or "" for n in self.notifies]
+
+
 class SimUA:
     """A user agent with an address of record, a contact address on a ``SimNetwork``, its own transaction
     layer, and a script for the requests it receives."""
@@ -138,6 +157,9 @@ class SimUA:
         self.dialogs: dict[tuple[str, str, str], Dialog] = {}
         self.server_errors: list[tuple[str, Any]] = []  # ("timeout" | "transport_error" | "no_ack", key)
         self._by_key: dict[Any, SentRequest] = {}
+        self.subscriptions: dict[tuple[str, str], ClientSubscription] = {}  # (Call-ID, our tag)
+        #: the status this UA answers a NOTIFY with (a function of the NOTIFY, or a number)
+        self.notify_status: Callable[[Request], int] | int = 200
         network.attach(address, lambda data, source: self.layer.receive(data, source))
 
     # -- UAC (§8.1) ---------------------------------------------------------------------------------
@@ -165,6 +187,71 @@ class SimUA:
         sent = self._start(self._in_dialog(dialog, "BYE", dialog.local_seq))
         sent.dialog = dialog
         return sent
+
+    # -- subscriber (RFC 6665 §4.1) ------------------------------------------------------------------
+    def subscribe(
+        self, uri: SipURI | str, event: str = "presence", expires: int | None = 3600,
+        accept: Sequence[str] = (), headers: Sequence[tuple[str, object]] = (),
+    ) -> ClientSubscription:
+        """A SUBSCRIBE creating a subscription (RFC 6665 §4.1.2.1) to ``uri`` for ``event``."""
+        extra: list[tuple[str, object]] = [("Event", event)]
+        if expires is not None:
+            extra.append(("Expires", expires))
+        if accept:
+            extra.append(("Accept", ", ".join(accept)))
+        sent = self.send("SUBSCRIBE", uri, headers=[*extra, *headers])
+        request = sent.request
+        assert request.from_ is not None and request.from_.tag is not None
+        subscription = ClientSubscription(request.call_id or "", request.from_.tag, event, sent)
+        self.subscriptions[(subscription.call_id, subscription.local_tag)] = subscription
+        return subscription
+
+    def refresh(self, subscription: ClientSubscription, expires: int) -> SentRequest:
+        """An in-dialog SUBSCRIBE (RFC 6665 §4.1.2.2; Expires 0 unsubscribes, §4.1.2.3)."""
+        dialog = subscription.dialog
+        assert dialog is not None, "no dialog yet: neither the 2xx nor a NOTIFY has arrived"
+        dialog.local_seq += 1
+        request = self._in_dialog(dialog, "SUBSCRIBE", dialog.local_seq)
+        request.add_header("Event", subscription.event)
+        request.add_header("Expires", expires)
+        sent = self._start(request)
+        sent.dialog = dialog
+        return sent
+
+    def unsubscribe(self, subscription: ClientSubscription) -> SentRequest:
+        return self.refresh(subscription, 0)
+
+    def _subscription_dialog(self, subscription: ClientSubscription, remote_tag: str, message: Request | Response,
+                             route_set: list[NameAddr]) -> Dialog:
+        """The dialog of a subscription, made by the first of its 2xx and its NOTIFY (RFC 6665 §4.1.2.4)."""
+        request = subscription.sent.request
+        dialog_id = (subscription.call_id, subscription.local_tag, remote_tag)
+        dialog = self.dialogs.get(dialog_id)
+        if dialog is None:
+            assert request.from_ is not None and request.to is not None
+            contact = message.contact
+            dialog = Dialog(
+                *dialog_id, request.from_.with_params(Params()), request.to.with_params(Params()),
+                contact[0].uri if contact and not isinstance(contact, str) else request.uri, route_set,
+                request.cseq.seq if request.cseq else 1, confirmed=True,
+            )
+            self.dialogs[dialog_id] = dialog
+        subscription.dialog = subscription.dialog or dialog
+        return dialog
+
+    def _notified(self, key: Any, request: Request) -> None:
+        """A NOTIFY (RFC 6665 §4.1.3): matched to a subscription by Call-ID and our tag, or 481."""
+        to, from_ = request.to, request.from_
+        subscription = self.subscriptions.get((request.call_id or "", to.tag or "")) if to is not None else None
+        if subscription is None or subscription.terminated or from_ is None or from_.tag is None:
+            self.layer.respond(key, response_for(request, 481))
+            return
+        dialog = self._subscription_dialog(subscription, from_.tag, request, list(request.record_route))
+        subscription.notifies.append(request)
+        status = self.notify_status(request) if callable(self.notify_status) else self.notify_status
+        if 200 <= status < 300 and (request.header_text("Subscription-State") or "").startswith("terminated"):
+            subscription.terminated = dialog.terminated = True
+        self.layer.respond(key, response_for(request, status))
 
     def _request(
         self, method: str, uri: URI, to: NameAddr, from_: NameAddr, call_id: str, seq: int,
@@ -239,6 +326,12 @@ class SimUA:
             self._acknowledge_2xx(sent, response)
             if sent.finals:
                 return  # a retransmission (or a forked 2xx): acknowledged, not a second outcome
+        request = sent.request
+        if request.method == "SUBSCRIBE" and response.status < 300 and response.to is not None and response.to.tag:
+            assert request.from_ is not None
+            subscription = self.subscriptions.get((request.call_id or "", request.from_.tag or ""))
+            if subscription is not None:  # the UAC side of the dialog (RFC 3261 §12.1.2), unless a NOTIFY made it
+                self._subscription_dialog(subscription, response.to.tag, response, list(reversed(response.record_route)))
         sent.finals.append(Outcome("response", self.scheduler.now(), response))
 
     def timeout(self, layer: TransactionLayer, key: Any) -> None:
@@ -284,6 +377,9 @@ class SimUA:
     # -- the TransactionUser protocol, server side (§8.2) -------------------------------------------
     def request(self, layer: TransactionLayer, key: Any, request: Request) -> None:
         self.received.append(request)
+        if request.method == "NOTIFY":
+            self._notified(key, request)
+            return
         to_tag = request.to.tag if request.to is not None else None
         dialog = self._dialog_of(request)
         if to_tag is not None and (dialog is None or dialog.terminated):

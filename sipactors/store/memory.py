@@ -21,7 +21,9 @@ from sipactors.store.model import (
     checked_ha1s,
     same_contact,
 )
+from sipactors.store.publications import MemoryPublicationStore
 from sipactors.store.rules import MemoryRuleStore
+from sipactors.store.subscriptions import MemorySubscriptionStore
 
 __all__ = ["MemoryLocationStore", "MemoryStore", "MemoryUserStore"]
 
@@ -133,7 +135,9 @@ class MemoryStore:
     def __init__(self) -> None:
         self._locations = MemoryLocationStore()
         self._users = MemoryUserStore()
+        self._publications = MemoryPublicationStore()
         self._lists = MemoryListStore()
+        self._subscriptions = MemorySubscriptionStore()
 
     @property
     def locations(self) -> MemoryLocationStore:
@@ -142,6 +146,10 @@ class MemoryStore:
     @property
     def users(self) -> MemoryUserStore:
         return self._users
+
+    @property
+    def publications(self) -> MemoryPublicationStore:
+        return self._publications
 
     @cached_property
     def presence_rules(self) -> MemoryRuleStore:
@@ -152,6 +160,11 @@ class MemoryStore:
     def lists(self) -> MemoryListStore:
         """Presence lists (RFC 4662; ``sipactors.store.lists``)."""
         return self._lists
+
+    @property
+    def subscriptions(self) -> MemorySubscriptionStore:
+        """The notifier's subscriptions (``sipactors.store.subscriptions``)."""
+        return self._subscriptions
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object goes."""

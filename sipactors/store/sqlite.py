@@ -42,7 +42,9 @@ from sipactors.store.model import (
     checked_ha1s,
     same_contact,
 )
+from sipactors.store.publications import SqlitePublicationStore
 from sipactors.store.rules import SqliteRuleStore
+from sipactors.store.subscriptions import SqliteSubscriptionStore
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "SqliteLocationStore", "SqliteStore", "SqliteUserStore", "StoreError"]
 
@@ -346,7 +348,9 @@ class SqliteStore:
         self._db = _Database(self.path, synchronous)
         self._locations = SqliteLocationStore(self._db)
         self._users = SqliteUserStore(self._db)
+        self._publications: SqlitePublicationStore | None = None
         self._lists: SqliteListStore | None = None
+        self._subscriptions: SqliteSubscriptionStore | None = None
 
     @property
     def locations(self) -> SqliteLocationStore:
@@ -364,6 +368,13 @@ class SqliteStore:
     def users(self) -> SqliteUserStore:
         return self._users
 
+    @property
+    def publications(self) -> SqlitePublicationStore:
+        """Published event state (RFC 3903), its table made on first use (``sipactors.store.publications``)."""
+        if self._publications is None:
+            self._publications = SqlitePublicationStore(self._db)
+        return self._publications
+
     @cached_property
     def presence_rules(self) -> SqliteRuleStore:
         """Watcher authorization rules (``sipactors.store.rules``), their tables made on first use."""
@@ -375,6 +386,13 @@ class SqliteStore:
         if self._lists is None:
             self._lists = SqliteListStore(self._db)
         return self._lists
+
+    @property
+    def subscriptions(self) -> SqliteSubscriptionStore:
+        """The notifier's subscriptions (``sipactors.store.subscriptions``), their table made on first use."""
+        if self._subscriptions is None:
+            self._subscriptions = SqliteSubscriptionStore(self._db)
+        return self._subscriptions
 
     def close(self) -> None:
         self._db.close()
