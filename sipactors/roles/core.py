@@ -76,7 +76,10 @@ class Core:
         server = [("Server", self.server_name)]
         allow = ("Allow", ", ".join(self.allow))
         if request.method == "OPTIONS":  # RFC 3261 §11.2
-            events = [("Allow-Events", self.notifier.allow_events)] if self.notifier and self.notifier.packages else []
+            if self.notifier is not None and self.notifier.packages:
+                events = [("Allow-Events", self.notifier.allow_events)]
+            else:  # RFC 3903 §7: a compositor lists the package it takes PUBLISHes for
+                events = [("Allow-Events", self.presence.event)] if self.presence is not None else []
             return response_for(  # RFC 6665 §4.4.4: Allow-Events names the packages hosted
                 request, 200, to_tag=to_tag,
                 headers=[allow, ("Accept", ", ".join(ACCEPT)), ("Supported", ", ".join(SUPPORTED)), *events, *server],
