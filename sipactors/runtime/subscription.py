@@ -256,7 +256,7 @@ class SubscriptionActor(TimedActor):
         if store is None:
             return
         d, s = self.d, self.s
-        if self.reserved < d.local_cseq:  # the stored CSeq is a ceiling the NOTIFYs sent stay under
+        if self.reserved <= d.local_cseq:  # the stored CSeq is a ceiling the NOTIFYs sent stay under
             self.reserved = d.local_cseq + CSEQ_RESERVE
         self.record = SubscriptionRecord(
             self.record.id, d.call_id, d.local_tag, d.remote_tag, self.record.local_uri, self.record.remote_uri,
