@@ -53,10 +53,14 @@ class ProxyTU(Protocol):
 class Core:
     """The transaction user of ``sipactors serve``."""
 
-    def __init__(self, server_name: str = "sipactors", registrar: Registrar | None = None, proxy: ProxyTU | None = None) -> None:
+    def __init__(
+        self, server_name: str = "sipactors", registrar: Registrar | None = None, proxy: ProxyTU | None = None,
+        messaging: Any = None,
+    ) -> None:
         self.server_name = server_name
         self.registrar = registrar
         self.proxy = proxy
+        self.messaging = messaging  # MESSAGE: size limit and store-and-forward (sipactors.runtime.messaging)
         allow = ALLOW + (("REGISTER",) if registrar is not None else ())
         self.allow = allow + (PROXIED if proxy is not None else ())
 
@@ -93,6 +97,8 @@ class Core:
             self.registrar.handle(request, layer.new_tag(), lambda response: layer.respond(key, response), _source(layer, key))
         elif self._ours(request):
             layer.respond(key, self.answer(request, layer.new_tag()))
+        elif request.method == "MESSAGE" and self.messaging is not None:  # RFC 3428 §7
+            self.messaging.request(layer, key, request)
         elif request.method == "CANCEL":
             assert self.proxy is not None
             self.proxy.cancel(layer, key, request)

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 
 from sipactors.store.lists import MemoryListStore
+from sipactors.store.messages import MemoryMessageStore
 from sipactors.store.model import (
     Binding,
     Change,
@@ -134,6 +135,7 @@ class MemoryStore:
         self._locations = MemoryLocationStore()
         self._users = MemoryUserStore()
         self._lists = MemoryListStore()
+        self._messages = MemoryMessageStore()
 
     @property
     def locations(self) -> MemoryLocationStore:
@@ -152,6 +154,10 @@ class MemoryStore:
     def lists(self) -> MemoryListStore:
         """Presence lists (RFC 4662; ``sipactors.store.lists``)."""
         return self._lists
+
+    @property
+    def messages(self) -> MemoryMessageStore:
+        return self._messages
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object goes."""

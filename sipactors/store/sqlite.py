@@ -29,6 +29,7 @@ from functools import cached_property
 from pathlib import Path
 
 from sipactors.store.lists import SqliteListStore
+from sipactors.store.messages import SqliteMessageStore
 from sipactors.store.model import (
     Binding,
     Change,
@@ -347,6 +348,7 @@ class SqliteStore:
         self._locations = SqliteLocationStore(self._db)
         self._users = SqliteUserStore(self._db)
         self._lists: SqliteListStore | None = None
+        self._messages: SqliteMessageStore | None = None
 
     @property
     def locations(self) -> SqliteLocationStore:
@@ -375,6 +377,13 @@ class SqliteStore:
         if self._lists is None:
             self._lists = SqliteListStore(self._db)
         return self._lists
+
+    @property
+    def messages(self) -> SqliteMessageStore:
+        """Stored MESSAGEs (``sipactors.store.messages``): their table is made on first use."""
+        if self._messages is None:
+            self._messages = SqliteMessageStore(self._db)
+        return self._messages
 
     def close(self) -> None:
         self._db.close()
