@@ -91,11 +91,17 @@ class Messaging:
         self.clock = clock
         self.layer: Any = None
         self.deliveries: dict[str, DeliveryActor] = {}
+        #: The AORs that may have messages waiting: a REGISTER of any other AOR reads no store.
+        self.waiting: set[str] = set()
         self._serial = itertools.count(1)
 
     def restore(self) -> int:
-        """At start: forget the messages whose time ran out while the server was down; how many."""
-        return int(self.store.messages.purge(self.clock()))
+        """At start (before any REGISTER): forget the messages whose time ran out while the server was
+        down, and note which AORs have messages waiting; how many were purged."""
+        now = self.clock()
+        purged = int(self.store.messages.purge(now))
+        self.waiting = {message.aor for message in self.store.messages.all(now)}
+        return purged
 
     # -- MESSAGE requests ---------------------------------------------------------------------------
     def request(self, layer: Any, key: Any, request: Request) -> None:
@@ -129,6 +135,7 @@ class Messaging:
             log.exception("MESSAGE for %s not stored", aor)
             layer.respond(key, response_for(request, 500, "Message Not Stored", to_tag=layer.new_tag()))
             return True
+        self.waiting.add(aor)
         log.info("stored MESSAGE %s for %s (from %s)", stored.id, aor, stored.from_)
         layer.respond(key, decision.answer.response(request, layer.new_tag()))
         return True
@@ -146,10 +153,11 @@ class Messaging:
     # -- registrations ------------------------------------------------------------------------------
     def registered(self, aor: str, bindings: list[Binding]) -> None:
         """``Registrar.on_registered``: a device of ``aor`` registered; deliver what waits for it."""
-        if self.layer is None or aor in self.deliveries or not bindings:
+        if self.layer is None or aor not in self.waiting or aor in self.deliveries or not bindings:
             return
         waiting = self.store.messages.waiting(aor, self.clock())
-        if not waiting:
+        if not waiting:  # they expired (the store hides them; the next start purges them)
+            self.waiting.discard(aor)
             return
         device = min(bindings, key=Binding.order_key)
         actor: DeliveryActor = DeliveryActor.spawn(self, self.layer, aor, device, waiting, next(self._serial))
@@ -159,6 +167,8 @@ class Messaging:
     def ended(self, actor: DeliveryActor) -> None:
         if self.deliveries.get(actor.aor) is actor:
             del self.deliveries[actor.aor]
+        if not actor.queue:  # every message delivered, refused or expired: nothing waits any more
+            self.waiting.discard(actor.aor)
 
 
 class DeliveryActor(ScheduledActor):
