@@ -1,4 +1,5 @@
-"""``sipactors users`` and ``sipactors bindings``: look into the store and manage who may register.
+"""``sipactors users``, ``sipactors bindings`` and ``sipactors messages``: look into the store and manage who
+may register.
 
 ``users add`` computes HA1 = H(username ":" realm ":" password) for MD5 and SHA-256 (RFC 7616 §3.4.2) and
 stores only those; the password is never written anywhere.
@@ -25,7 +26,7 @@ from sipactors.store import (
     store_file,
 )
 
-__all__ = ["ha1", "run_bindings", "run_users"]
+__all__ = ["ha1", "run_bindings", "run_messages", "run_users"]
 
 EX_NOTHING, EX_USAGE, EX_NOINPUT = 1, 64, 66
 
@@ -144,4 +145,29 @@ def run_bindings(url: str, aor: str | None = None, now: float | None = None, out
         print(f"no bindings{f' for {aor}' if aor else ''}", file=out)
         return 0
     _table([("AOR", "CONTACT", "EXPIRES IN", "Q", "INSTANCE"), *rows], out)
+    return 0
+
+
+def run_messages(url: str, aor: str | None = None, now: float | None = None, out: TextIO | None = None) -> int:
+    """The stored MESSAGEs waiting for ``aor`` (for every AOR if None), oldest first (RFC 3428 §7);
+    ``now`` defaults to the wall clock."""
+    out = out or sys.stdout
+    when = time.time() if now is None else now
+    if aor is not None:
+        try:
+            aor = canonical_aor(aor)
+        except ValueError as error:
+            print(f"sipactors messages: {error}", file=sys.stderr)
+            return EX_USAGE
+    opened = _open("messages", url, create=False)
+    if isinstance(opened, int):
+        return opened
+    with opened as store:
+        waiting = store.messages.waiting(aor, when) if aor is not None else store.messages.all(when)
+    if not waiting:
+        print(f"no messages{f' for {aor}' if aor else ''}", file=out)
+        return 0
+    _table([("AOR", "ID", "FROM", "DATE", "TYPE", "BYTES", "EXPIRES IN", "SENDER"), *[
+        (m.aor, str(m.id), m.from_, m.date, m.content_type or "-", str(len(m.body)), f"{int(m.expires - when)}s",
+         m.sender or "-") for m in waiting]], out)
     return 0
