@@ -55,6 +55,19 @@ def _open(command: str, url: str, create: bool) -> MemoryStore | SqliteStore | i
         return EX_NOINPUT
 
 
+def _open_listing(command: str, url: str, aor: str | None) -> tuple[MemoryStore | SqliteStore, str | None] | int:
+    """For a command that lists by AOR: the existing store and the AOR in canonical form (RFC 3261 §10.3
+    step 5), or the exit status after saying why not."""
+    if aor is not None:
+        try:
+            aor = canonical_aor(aor)
+        except ValueError as error:
+            print(f"sipactors {command}: {error}", file=sys.stderr)
+            return EX_USAGE
+    opened = _open(command, url, create=False)
+    return opened if isinstance(opened, int) else (opened, aor)
+
+
 def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -126,16 +139,11 @@ def run_bindings(url: str, aor: str | None = None, now: float | None = None, out
     """The unexpired bindings of ``aor`` (of every AOR if None); ``now`` defaults to the wall clock."""
     out = out or sys.stdout
     when = time.time() if now is None else now
-    if aor is not None:
-        try:
-            aor = canonical_aor(aor)
-        except ValueError as error:
-            print(f"sipactors bindings: {error}", file=sys.stderr)
-            return EX_USAGE
-    opened = _open("bindings", url, create=False)
+    opened = _open_listing("bindings", url, aor)
     if isinstance(opened, int):
         return opened
-    with opened as store:
+    found, aor = opened
+    with found as store:
         aors = [aor] if aor is not None else store.locations.all_aors(when)
         rows = [
             (b.aor, b.contact, f"{int(b.expires - when)}s", "-" if b.q is None else f"{b.q:g}", b.instance or "-")
@@ -153,16 +161,11 @@ def run_messages(url: str, aor: str | None = None, now: float | None = None, out
     ``now`` defaults to the wall clock."""
     out = out or sys.stdout
     when = time.time() if now is None else now
-    if aor is not None:
-        try:
-            aor = canonical_aor(aor)
-        except ValueError as error:
-            print(f"sipactors messages: {error}", file=sys.stderr)
-            return EX_USAGE
-    opened = _open("messages", url, create=False)
+    opened = _open_listing("messages", url, aor)
     if isinstance(opened, int):
         return opened
-    with opened as store:
+    found, aor = opened
+    with found as store:
         waiting = store.messages.waiting(aor, when) if aor is not None else store.messages.all(when)
     if not waiting:
         print(f"no messages{f' for {aor}' if aor else ''}", file=out)

@@ -5,11 +5,8 @@ after a refusal; 413 for a body over the limit; 404 for nobody; the 407 of a loc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-
-import pytest
 
 from sipactors.message import Request
 from sipactors.roles.core import Core
@@ -24,17 +21,9 @@ from sipactors.runtime.transaction import TransactionLayer
 from sipactors.sim import Link, Reply, SimNetwork, SimTransport, SimUA
 from sipactors.store import MemoryStore
 from sipactors.transport import StaticResolver
+from tests.runtime.test_proxy import EPOCH, HOSTS, PROXY, _scheduler_reset  # noqa: F401 - the autouse fixture
 
-EPOCH = 1_800_000_000.0  # Fri, 15 Jan 2027 08:00:00 GMT
-PROXY = ("192.0.2.9", 5060)
-HOSTS = {"example.com": ["192.0.2.9"]}
 BOB = "sip:bob@example.com"
-
-
-@pytest.fixture(autouse=True)
-def _scheduler_reset() -> Iterator[None]:
-    yield
-    set_default_scheduler(None)
 
 
 @dataclass
