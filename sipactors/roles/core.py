@@ -1,4 +1,5 @@
-"""The server core: OPTIONS answered, REGISTER handed to the registrar, every other request handed to the
+"""The server core: OPTIONS answered, REGISTER handed to the registrar, MESSAGE to messaging when there is
+one (RFC 3428: a size limit, store-and-forward, then the proxy), every other request handed to the
 stateful proxy when there is one (RFC 3261 §16), and otherwise refused with the code the RFC gives
 (RFC 3261 §11, §8.2.1, §21.4.6, §21.5.2).
 

@@ -280,9 +280,9 @@ class DeliveryActor(ScheduledActor):
         if found.error is not None:
             log.info("delivery to %s: %s", self.device.contact, found.error)
         usable = reachable(list(found.targets), self.layer.transports, self.target)
-        if not usable:  # §16.9: no next hop: the device cannot be reached now
+        if not usable:  # §16.9: no next hop: the device cannot be reached now; a later registration may say better
             self.key = ("unreachable", self.serial)
-            self.actor_ref.tell(Answered(self.key, found.status if not found.targets else 503))
+            self.actor_ref.tell(Answered(self.key, 503))
             return
         transport = usable[0].transport
         if transport != self.outgoing.via[0].transport.upper():  # its Via names the transport it goes over

@@ -10,7 +10,7 @@ from typing import Any
 
 from sipactors.message import Request
 from sipactors.roles.core import Core
-from sipactors.roles.digest import Authenticator
+from sipactors.roles.digest import Authenticator, ha1, request_digest
 from sipactors.roles.messaging import MessagingPolicy
 from sipactors.roles.proxy import Listener, ProxyPolicy, ProxyRole
 from sipactors.roles.registrar import Registrar, RegistrarPolicy
@@ -227,3 +227,25 @@ def test_a_local_sender_is_challenged_and_an_unknown_user_gets_404_before_anythi
     assert stored.outcome is not None and stored.outcome.status == 202  # a caller of another domain is not challenged
     (kept,) = world.store.messages.all(0.0)
     assert kept.body == b"from afar" and kept.sender is None
+
+
+def test_an_authenticated_local_sender_is_kept_with_the_message_rfc3261_22_3() -> None:
+    world = _world()
+    for user in ("alice", "bob"):
+        world.store.users.add(user, "example.com", "example.com",
+                              {name: ha1(user, "example.com", "secret", name) for name in ("SHA-256", "MD5")})
+    challenged = world.alice.send("MESSAGE", BOB, body=b"hi", content_type="text/plain")
+    world.run(1000)
+    assert challenged.outcome is not None and challenged.outcome.status == 407
+    header = challenged.responses[-1].get_fields("Proxy-Authenticate")[0].value
+    values = dict(part.strip().split("=", 1) for part in header[len("Digest "):].split(","))
+    realm, nonce, opaque = (values[key].strip('"') for key in ("realm", "nonce", "opaque"))
+    response = request_digest(ha1("alice", realm, "secret"), "SHA-256", nonce, "00000001", "c0ffee", "MESSAGE", BOB)
+    credentials = (f'Digest username="alice", realm="{realm}", nonce="{nonce}", uri="{BOB}", response="{response}", '
+                   f'algorithm=SHA-256, qop=auth, nc=00000001, cnonce="c0ffee", opaque="{opaque}"')
+    sent = world.alice.send("MESSAGE", BOB, body=b"hi", content_type="text/plain",
+                            headers=[("Proxy-Authorization", credentials)])
+    world.run(1000)
+    assert sent.outcome is not None and sent.outcome.status == 202
+    (kept,) = world.store.messages.all(0.0)
+    assert kept.sender == "alice"
