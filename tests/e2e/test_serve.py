@@ -91,7 +91,7 @@ def test_options_over_udp_and_tcp_malformed_and_oversized_requests_and_a_clean_s
 
     # A MESSAGE for a local user with no device is stored for delivery (RFC 3428 §7: 202 Accepted).
     assert parse(_udp(port, _options("u5", port, method="MESSAGE"))).status == 202
-    # A SUBSCRIBE for a local resource goes to the notifier, which hosts no package yet (RFC 6665 §4.2.1.1).
+    # A SUBSCRIBE for a local resource goes to the notifier; with no Event header it names no package it hosts (489, RFC 6665 §8.2.2).
     assert parse(_udp(port, _options("u7", port, method="SUBSCRIBE"))).status == 489
     assert parse(_udp(port, _options("u6", port, method="FROBNICATE"))).status == 480
 
