@@ -1,12 +1,15 @@
 """Calls through the stateful proxy as ``sipactors serve`` handles them, in one process: CPU time per call.
 
-    python benchmarks/call.py [--count N] [--profile]
+    python benchmarks/call.py [--count N] [--profile] [--message]
 
 The bench harness's call (``../shared/bench/scenarios/uac_call.xml`` against ``uas.xml``): INVITE → 100,
 180, 200 (Record-Route) → ACK → BYE → 200, every message through the server's wiring (transaction layer,
 core, registrar holding the UAS's binding, proxy with Record-Route, the resolver of ``--no-dns``), with no
 sockets. The UAS's answers are made from the bytes the proxy forwarded by copying header lines (cheap next to
 the server's work). The figure is process CPU time: what a server pinned to one core spends on a call.
+
+``--message`` times the bench's page-mode MESSAGE instead (``message.xml``: MESSAGE → 200 through the proxy,
+with the server's messaging role in front of it, as ``sipactors serve`` has it).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from typing import Any
 from sipactors.message import prepare
 from sipactors.roles.core import Core
 from sipactors.roles.digest import Authenticator, DigestPolicy
+from sipactors.roles.messaging import MessagingPolicy
 from sipactors.roles.proxy import Listener, ProxyPolicy, ProxyRole
 from sipactors.roles.registrar import Registrar, RegistrarPolicy
 from sipactors.routing import build_dialplan, build_resolver
 from sipactors.runtime import ManualScheduler, set_default_scheduler
+from sipactors.runtime.messaging import Messaging
 from sipactors.runtime.proxy import Proxy
 from sipactors.runtime.transaction import TransactionLayer
 from sipactors.server import ServerConfig
@@ -46,6 +51,11 @@ IN_DIALOG = (
     "{method} sip:uas@127.0.0.1:5090 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5100;branch=z9hG4bK-1-{n}-{seq}\r\n"
     "Route: <sip:127.0.0.1:5080;lr>\r\nMax-Forwards: 70\r\nFrom: <sip:c{n}@127.0.0.1>;tag=1c{n}\r\n"
     "To: <sip:uas@127.0.0.1>;tag=u{n}\r\nCall-ID: {n}-1@127.0.0.1\r\nCSeq: {seq} {method}\r\nContent-Length: 0\r\n\r\n"
+)
+MESSAGE = (
+    "MESSAGE sip:uas@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5100;branch=z9hG4bK-1-{n}-0\r\n"
+    "Max-Forwards: 70\r\nFrom: <sip:m{n}@127.0.0.1>;tag=1m{n}\r\nTo: <sip:uas@127.0.0.1>\r\n"
+    "Call-ID: {n}-1@127.0.0.1\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {length}\r\n\r\n{text}"
 )
 _ANSWERED = (b"via:", b"from:", b"to:", b"call-id:", b"cseq:", b"record-route:")
 
@@ -88,6 +98,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="calls in flight together")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     parser.add_argument("--trace", action="store_true", help="with a trace subscriber that drops every record")
+    parser.add_argument("--message", action="store_true", help="page-mode MESSAGEs instead of calls")
     args = parser.parse_args()
     scheduler = ManualScheduler()
     set_default_scheduler(scheduler)
@@ -106,7 +117,10 @@ def main() -> None:
             build_resolver(config),
         )
         wire = Wire()
-        layer = TransactionLayer(wire, Core("sipactors", registrar, proxy), scheduler)
+        messaging = Messaging(store, proxy, MessagingPolicy(), time.time)
+        registrar.on_registered.append(messaging.registered)
+        layer = TransactionLayer(wire, Core("sipactors", registrar, proxy, messaging=messaging), scheduler)
+        messaging.layer = layer
         if args.trace:
             layer.subscribe(lambda record: None)
         layer.receive(
@@ -117,6 +131,10 @@ def main() -> None:
         )
         scheduler.run_until_idle()
         assert b"200 OK" in wire.take(UAS)[0], "the UAS did not register"
+        if args.message:
+            message_loop(args, layer, scheduler, wire)
+            store.close()
+            return
         invites = [INVITE.format(n=n).encode() + SDP for n in range(args.count)]
         acks = [IN_DIALOG.format(method="ACK", n=n, seq=1).encode() for n in range(args.count)]
         byes = [IN_DIALOG.format(method="BYE", n=n, seq=2).encode() for n in range(args.count)]
@@ -157,6 +175,34 @@ def main() -> None:
         stats = pstats.Stats(profile)
         stats.sort_stats("tottime").print_stats(30)
         stats.sort_stats("cumulative").print_stats(50)
+
+
+def message_loop(args: argparse.Namespace, layer: TransactionLayer, scheduler: ManualScheduler, wire: Wire) -> None:
+    texts = [f"Hello from sipp-bench, message {n}." for n in range(args.count)]
+    messages = [MESSAGE.format(n=n, length=len(text), text=text).encode() for n, text in enumerate(texts)]
+    prepare()
+    profile = cProfile.Profile() if args.profile else None
+    answered = 0
+    started, cpu = time.perf_counter(), time.process_time()
+    if profile is not None:
+        profile.enable()
+    for first in range(0, args.count, args.batch):
+        batch = range(first, min(first + args.batch, args.count))
+        for n in batch:
+            layer.receive(messages[n], UAC, wire)
+        scheduler.run_until_idle()
+        for n, forwarded in zip(batch, wire.take(UAS), strict=True):
+            layer.receive(answer(forwarded, "200 OK", n), UAS, wire)
+        scheduler.run_until_idle()
+        answered += sum(1 for data in wire.take(UAC) if data.startswith(b"SIP/2.0 200"))
+    if profile is not None:
+        profile.disable()
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"{args.count:,} MESSAGEs through the proxy: {answered:,} answered 200")
+    print(f"{elapsed:.2f} s wall, {cpu:.2f} s CPU: {1e6 * cpu / args.count:.0f} µs CPU per MESSAGE "
+          f"({args.count / cpu:,.0f}/s on one core)")
+    if profile is not None:
+        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""``sipactors users`` and ``sipactors bindings``: look into the store and manage who may register.
+"""``sipactors users``, ``sipactors bindings`` and ``sipactors messages``: look into the store and manage who
+may register.
 
 ``users add`` computes HA1 = H(username ":" realm ":" password) for MD5 and SHA-256 (RFC 7616 §3.4.2) and
 stores only those; the password is never written anywhere.
@@ -25,7 +26,7 @@ from sipactors.store import (
     store_file,
 )
 
-__all__ = ["ha1", "run_bindings", "run_users"]
+__all__ = ["ha1", "run_bindings", "run_messages", "run_users"]
 
 EX_NOTHING, EX_USAGE, EX_NOINPUT = 1, 64, 66
 
@@ -52,6 +53,19 @@ def _open(command: str, url: str, create: bool) -> MemoryStore | SqliteStore | i
     except StoreError as error:
         print(f"sipactors {command}: {url}: {error}", file=sys.stderr)
         return EX_NOINPUT
+
+
+def _open_listing(command: str, url: str, aor: str | None) -> tuple[MemoryStore | SqliteStore, str | None] | int:
+    """For a command that lists by AOR: the existing store and the AOR in canonical form (RFC 3261 §10.3
+    step 5), or the exit status after saying why not."""
+    if aor is not None:
+        try:
+            aor = canonical_aor(aor)
+        except ValueError as error:
+            print(f"sipactors {command}: {error}", file=sys.stderr)
+            return EX_USAGE
+    opened = _open(command, url, create=False)
+    return opened if isinstance(opened, int) else (opened, aor)
 
 
 def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
@@ -125,16 +139,11 @@ def run_bindings(url: str, aor: str | None = None, now: float | None = None, out
     """The unexpired bindings of ``aor`` (of every AOR if None); ``now`` defaults to the wall clock."""
     out = out or sys.stdout
     when = time.time() if now is None else now
-    if aor is not None:
-        try:
-            aor = canonical_aor(aor)
-        except ValueError as error:
-            print(f"sipactors bindings: {error}", file=sys.stderr)
-            return EX_USAGE
-    opened = _open("bindings", url, create=False)
+    opened = _open_listing("bindings", url, aor)
     if isinstance(opened, int):
         return opened
-    with opened as store:
+    found, aor = opened
+    with found as store:
         aors = [aor] if aor is not None else store.locations.all_aors(when)
         rows = [
             (b.aor, b.contact, f"{int(b.expires - when)}s", "-" if b.q is None else f"{b.q:g}", b.instance or "-")
@@ -144,4 +153,24 @@ def run_bindings(url: str, aor: str | None = None, now: float | None = None, out
         print(f"no bindings{f' for {aor}' if aor else ''}", file=out)
         return 0
     _table([("AOR", "CONTACT", "EXPIRES IN", "Q", "INSTANCE"), *rows], out)
+    return 0
+
+
+def run_messages(url: str, aor: str | None = None, now: float | None = None, out: TextIO | None = None) -> int:
+    """The stored MESSAGEs waiting for ``aor`` (for every AOR if None), oldest first (RFC 3428 §7);
+    ``now`` defaults to the wall clock."""
+    out = out or sys.stdout
+    when = time.time() if now is None else now
+    opened = _open_listing("messages", url, aor)
+    if isinstance(opened, int):
+        return opened
+    found, aor = opened
+    with found as store:
+        waiting = store.messages.waiting(aor, when) if aor is not None else store.messages.all(when)
+    if not waiting:
+        print(f"no messages{f' for {aor}' if aor else ''}", file=out)
+        return 0
+    _table([("AOR", "ID", "FROM", "DATE", "TYPE", "BYTES", "EXPIRES IN", "SENDER"), *[
+        (m.aor, str(m.id), m.from_, m.date, m.content_type or "-", str(len(m.body)), f"{int(m.expires - when)}s",
+         m.sender or "-") for m in waiting]], out)
     return 0

@@ -118,8 +118,15 @@ def _parser() -> argparse.ArgumentParser:
     member_del = member_actions.add_parser("del", help="remove a member from a list")
     member_del.add_argument("list_uri", metavar="LIST-URI")
     member_del.add_argument("member", metavar="MEMBER")
+    messages = commands.add_parser(
+        "messages", help="show the stored instant messages",
+        description="Show the MESSAGEs stored for users with no device registered (RFC 3428 §7), oldest first.",
+    )
+    messages_actions = messages.add_subparsers(dest="action", required=True)
+    messages_list = messages_actions.add_parser("list", help="list the messages waiting for delivery")
+    messages_list.add_argument("aor", nargs="?", metavar="AOR", help="only this address-of-record")
     for store_command in (add, delete, users_list, bindings_list, *presence_commands, lists_add, lists_del,
-                          lists_show, member_add, member_del):
+                          lists_show, member_add, member_del, messages_list):
         store_command.add_argument(
             "--store", default=DEFAULT_STORE_URL, metavar="URL",
             help=f"the store: sqlite:///PATH or memory: (default {DEFAULT_STORE_URL})",
@@ -157,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         action = f"member-{args.member_action}" if args.action == "member" else args.action
         return run_lists(action, args.store, args.list_uri, getattr(args, "owner", None), getattr(args, "name", ""),
                          getattr(args, "member", None), getattr(args, "domain", ()))
+    if args.command == "messages":
+        from sipactors.admin import run_messages
+
+        return run_messages(args.store, args.aor)
     if args.command == "check":
         from sipactors.check import run_check
 

@@ -25,6 +25,7 @@ from sipactors.roles.authorization import WatcherRules
 from sipactors.roles.core import Core
 from sipactors.roles.digest import Authenticator, DigestPolicy
 from sipactors.roles.events import Authorization, NotifierHandle
+from sipactors.roles.messaging import MessagingPolicy
 from sipactors.roles.presence import PresencePackage
 from sipactors.roles.proxy import DEFAULT_AUTH_METHODS, TIMER_C_MS, Listener, ProxyPolicy, ProxyRole
 from sipactors.roles.publish import PublishPolicy
@@ -40,6 +41,7 @@ from sipactors.roles.rls import (
 from sipactors.roles.winfo import WatchedPackage, WatcherList, WinfoPackage
 from sipactors.routing import apply_routing_config, build_dialplan, build_resolver, routing_banner
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
+from sipactors.runtime.messaging import Messaging
 from sipactors.runtime.proxy import Proxy
 from sipactors.runtime.rules import RulesPoller
 from sipactors.runtime.subscription import Notifier
@@ -83,6 +85,7 @@ class ServerConfig:
     presence_rules: list[Rule] = field(default_factory=list)
     presence_default: Authorization = Authorization.PENDING
     presence_lists: list[ListConfig] = field(default_factory=list)  # [[presence.list]]: RFC 4662 lists, put in the store at start
+    messaging: MessagingPolicy = field(default_factory=MessagingPolicy)  # [messaging]: 413 limit, store-and-forward
 
 
 def load_config(
@@ -123,6 +126,15 @@ def load_config(
             config.presence_lists = lists_from_config(data)
         except ValueError as error:
             raise SystemExit(f"sipactors serve: {path}: {error}") from None
+        messaging = data.get("messaging", {})
+        try:
+            config.messaging = MessagingPolicy(
+                max_size=int(messaging.get("max_size", config.messaging.max_size)),
+                max_stored=int(messaging.get("max_stored", config.messaging.max_stored)),
+                stored_for=float(messaging.get("stored_for", config.messaging.stored_for)),
+            )
+        except ValueError as error:
+            raise SystemExit(f"sipactors serve: {path}: [messaging]: {error}") from None
         config.trace = server.get("trace", config.trace)
         config.server_name = server.get("name", config.server_name)
         try:  # a bad URL is reported now, before any listener starts, not when the registrar first writes
@@ -319,9 +331,14 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     poller = RulesPoller(store.presence_rules, scheduler, lists_handle,
                          listeners=[lambda presentity: watchers.reconsider(presentity, rules.decide)])
     poller.start()
-    tu = Core(config.server_name, registrar, proxy, notifier, presence)
+    # MESSAGE: 413 over [messaging] max_size; stored (202) for a local user with no device, delivered on REGISTER
+    messaging = Messaging(store, proxy, config.messaging, time.time)
+    registrar.on_registered.append(messaging.registered)
+    scheduler.call_later(0, messaging.restore)
+    tu = Core(config.server_name, registrar, proxy, notifier, presence, messaging)
     # no subscriber unless --trace: a record nobody reads still costs ~14 % of a call to build
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file) if trace_file is not None else None)
+    messaging.layer = layer
     if tcp is not None:  # the proxy forwards over TCP too (RFC 3263 §4.1 transport=tcp, bindings made over TCP)
         layer.transports[tcp.name] = tcp
     scheduler.call_later(0, lambda: notifier.restore(layer))  # the stored subscriptions, with the time they have left
@@ -345,6 +362,9 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
           f"Timer C {config.timer_c:g} s, 407 for local users' {', '.join(config.auth_methods)}; requests for other "
           f"domains {relay}", flush=True)
     print(routing_banner(config), flush=True)
+    print(f"messaging: MESSAGE bodies up to {config.messaging.max_size} bytes (413 above); for a local user with no "
+          f"device, stored (202, up to {config.messaging.max_stored} per user, {config.messaging.stored_for:g} s) and "
+          "delivered when a device registers (RFC 3428 §7)", flush=True)
     print(f"allow: {', '.join(tu.allow)}; trace: {config.trace or 'off'}; stop with Ctrl-C or SIGTERM", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,4 +1,4 @@
-"""``sipactors users`` and ``sipactors bindings`` against a temporary store."""
+"""``sipactors users``, ``sipactors bindings`` and ``sipactors messages`` against a temporary store."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sipactors.admin import ha1, run_bindings
+from sipactors.admin import ha1, run_bindings, run_messages
 from sipactors.cli import main
 from sipactors.store import Binding, open_store
 
@@ -80,6 +80,7 @@ def test_users_add_needs_a_domain_and_a_password(url: str, capsys: pytest.Captur
 def test_reading_commands_do_not_create_a_store(tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["users", "list", "--store", url]) == 66
     assert main(["bindings", "list", "--store", url]) == 66
+    assert main(["messages", "list", "--store", url]) == 66
     assert "no store at" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -112,3 +113,27 @@ def test_bindings_list_shows_each_unexpired_binding(url: str, capsys: pytest.Cap
     assert row.split()[:2] == ["sip:carol@chicago.com", "sip:carol@192.0.2.6"]
     assert main(["bindings", "list", "sip:dave@example.com", "--store", url]) == 0
     assert "no bindings for sip:dave@example.com" in capsys.readouterr().out
+
+
+def test_messages_list_shows_what_waits_oldest_first_rfc3428_7(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from sipactors.store.messages import StoredMessage
+
+    def message(aor: str, received: float, body: bytes, expires: float = 1000.0) -> StoredMessage:
+        return StoredMessage(aor, "<sip:alice@atlanta.com>", f"<{aor}>", "Fri, 15 Jan 2027 08:00:00 GMT",
+                             "text/plain", body, "alice", received, expires)
+
+    with open_store(url) as store:
+        store.messages.add(message("sip:bob@biloxi.com", 50.0, b"second"))
+        store.messages.add(message("sip:bob@biloxi.com", 10.0, b"first!"))
+        store.messages.add(message("sip:carol@chicago.com", 5.0, b"gone", expires=90.0))
+    out = io.StringIO()
+    assert run_messages(url, now=100.0, out=out) == 0
+    rows = [line.split("  ") for line in out.getvalue().splitlines()]
+    assert rows[0][0] == "AOR" and len(rows) == 3  # carol's expired
+    assert ["sip:bob@biloxi.com", "2"] == [cell.strip() for cell in rows[1][:2] if cell.strip()]
+    out = io.StringIO()
+    assert run_messages(url, "SIP:bob@Biloxi.COM", now=100.0, out=out) == 0  # canonical AOR
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and "sip:bob@biloxi.com" in lines[1] and "900s" in lines[1] and "alice" in lines[1]
+    assert main(["messages", "list", "sip:dave@example.com", "--store", url]) == 0
+    assert "no messages for sip:dave@example.com" in capsys.readouterr().out

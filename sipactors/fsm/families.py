@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["BINDING", "DEFAULT_FAMILY", "FAMILIES", "PROXY", "PUBLICATION", "SUBSCRIPTION", "TRANSACTION", "Family"]
+__all__ = ["BINDING", "DEFAULT_FAMILY", "DELIVERY", "FAMILIES", "PROXY", "PUBLICATION", "SUBSCRIPTION", "TRANSACTION", "Family"]
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,24 @@ PUBLICATION = Family(
 )
 
 #: Every family, by the name a table's ``[machine] family`` gives.
-FAMILIES: dict[str, Family] = {family.name: family for family in (TRANSACTION, BINDING, PROXY, SUBSCRIPTION, PUBLICATION)}
+DELIVERY = Family(
+    name="delivery",
+    about="the delivery of one stored instant message to a device that registered (RFC 3428 §4, §7, §8)",
+    actions={
+        "send_message": "send the stored message to the device as a new MESSAGE (new Call-ID, From tag and branch; "
+                        "From, To, Date, Content-Type and body as stored: RFC 3428 §4, RFC 3261 §8.1)",
+        "delete_stored": "delete the message from the message store (delivered, refused or expired)",
+        "keep": "leave the message in the store for the next registration of its AOR",
+        "drop": "log that the message was refused and will never be delivered (RFC 3428 §7)",
+        "terminate": "the message's machine is over",
+    },
+    timer_actions={},
+    guards={},
+    timers={},
+)
+
+#: Every family, by the name a table's ``[machine] family`` gives.
+FAMILIES: dict[str, Family] = {family.name: family for family in (TRANSACTION, BINDING, PROXY, SUBSCRIPTION, PUBLICATION, DELIVERY)}
 
 #: The family of a table that names none.
 DEFAULT_FAMILY = TRANSACTION.name

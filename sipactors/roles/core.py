@@ -1,4 +1,5 @@
-"""The server core: OPTIONS answered, REGISTER handed to the registrar, every other request handed to the
+"""The server core: OPTIONS answered, REGISTER handed to the registrar, MESSAGE to messaging when there is
+one (RFC 3428: a size limit, store-and-forward, then the proxy), every other request handed to the
 stateful proxy when there is one (RFC 3261 §16), and otherwise refused with the code the RFC gives
 (RFC 3261 §11, §8.2.1, §21.4.6, §21.5.2).
 
@@ -59,12 +60,14 @@ class Core:
         self, server_name: str = "sipactors", registrar: Registrar | None = None, proxy: ProxyTU | None = None,
         notifier: Notifier | None = None,
         presence: PresencePackage | None = None,
+        messaging: Any = None,
     ) -> None:
         self.server_name = server_name
         self.registrar = registrar
         self.proxy = proxy
         self.notifier = notifier  # SUBSCRIBEs for local resources (RFC 6665 §4.2)
         self.presence = presence  # the event state compositor for local presentities (RFC 3903 §6)
+        self.messaging = messaging  # MESSAGE: size limit and store-and-forward (sipactors.runtime.messaging)
         allow = ALLOW + (("REGISTER",) if registrar is not None else ())
         allow += ("PUBLISH",) if presence is not None else ()
         allow += tuple(m for m in (PROXIED if proxy is not None else ()) if m not in allow)
@@ -76,7 +79,10 @@ class Core:
         server = [("Server", self.server_name)]
         allow = ("Allow", ", ".join(self.allow))
         if request.method == "OPTIONS":  # RFC 3261 §11.2
-            events = [("Allow-Events", self.notifier.allow_events)] if self.notifier and self.notifier.packages else []
+            if self.notifier is not None and self.notifier.packages:
+                events = [("Allow-Events", self.notifier.allow_events)]
+            else:  # RFC 3903 §7: a compositor lists the package it takes PUBLISHes for
+                events = [("Allow-Events", self.presence.event)] if self.presence is not None else []
             return response_for(  # RFC 6665 §4.4.4: Allow-Events names the packages hosted
                 request, 200, to_tag=to_tag,
                 headers=[allow, ("Accept", ", ".join(ACCEPT)), ("Supported", ", ".join(SUPPORTED)), *events, *server],
@@ -109,6 +115,8 @@ class Core:
             self.presence.handle(request, layer.new_tag(), lambda response: layer.respond(key, response))
         elif self._ours(request):
             layer.respond(key, self.answer(request, layer.new_tag()))
+        elif request.method == "MESSAGE" and self.messaging is not None:  # RFC 3428 §7
+            self.messaging.request(layer, key, request)
         elif request.method == "CANCEL":
             assert self.proxy is not None
             self.proxy.cancel(layer, key, request)

@@ -75,7 +75,7 @@ from sipactors.roles.digest import PROXY_TO_USER, Authenticator, source_of, user
 from sipactors.store.model import Binding, canonical_aor
 
 __all__ = [
-    "Answer", "Branch", "DEFAULT_AUTH_METHODS", "DialPlan", "Listener", "Plan", "ProxyPolicy", "ProxyRole",
+    "Answer", "Branch", "DEFAULT_AUTH_METHODS", "binding_target", "DialPlan", "Listener", "Plan", "ProxyPolicy", "ProxyRole",
     "ResponseContext", "TIMER_C_MS", "Target", "best_response", "cancel_for", "forward_request", "loop_hash",
     "record_routes", "via_over",
     "pop_via", "preprocess_routes", "response_hop", "stateless_branch", "validate",
@@ -469,6 +469,14 @@ class ProxyRole:
             return Answer(302, headers=(("Contact", contact),))
         recurse = None if wanted.recurse is None else wanted.recurse == "recurse"
         return Plan(request, _groups(targets, wanted.parallel, wanted.fork), loop, False, wanted.cancel != "no-cancel", recurse)
+
+
+def binding_target(binding: Binding) -> Target:
+    """The target a binding is reached at, as the location service gives it (§16.5): its contact, Path
+    and flow (:func:`_target`), its q. For requests this server sends to a device itself (a stored
+    MESSAGE delivered, RFC 3428 §7)."""
+    contact, q, _ = _binding_target(binding)
+    return _target(contact.uri, binding, q)
 
 
 def _target(uri: URI, binding: Binding, q: float) -> Target:

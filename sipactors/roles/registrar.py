@@ -558,6 +558,9 @@ class Registrar:
         #: called with the AOR after its bindings changed (a REGISTER committed, a binding expired): the
         #: presence package composes registration state from them (RFC 3856 §7.2)
         self.observers: list[Callable[[str], None]] = []
+        #: Observers of registrations: ``callback(aor, bindings)`` after a REGISTER that added or refreshed
+        #: ``bindings`` of ``aor`` is committed and answered (store-and-forward delivers then, RFC 3428 §7).
+        self.on_registered: list[Callable[[str, list[Binding]], None]] = []
 
     @property
     def open_mode(self) -> bool:
@@ -620,6 +623,7 @@ class Registrar:
                 self._adopt(aor, outcome.changes, pending.request)
                 pending.reply(outcome.response(pending.request, pending.to_tag))
                 self._registration_changed(aor)
+                self._registered(aor, [change.binding for change in outcome.changes if isinstance(change, Put)])
             else:
                 log.error("REGISTER for %s not committed: %s", aor, error)
                 pending.reply(commit_failed(outcome).response(pending.request, pending.to_tag))
@@ -630,6 +634,17 @@ class Registrar:
                 if aor in self._committing:  # that one commits in turn: the rest wait for it
                     self._committing[aor].extend(waiting)
                     break
+
+    def _registered(self, aor: str, bindings: list[Binding]) -> None:
+        """Tell the observers (``on_registered``) of the bindings a REGISTER added or refreshed; one that
+        fails is logged, and the registrar and the other observers go on."""
+        if not bindings:
+            return
+        for callback in self.on_registered:
+            try:
+                callback(aor, bindings)
+            except Exception:
+                log.exception("a registration observer failed for %s", aor)
 
     def _adopt(self, aor: str, changes: Sequence[Change], request: Request) -> None:
         """Carry committed ``changes`` into the view and tell the bindings' actors, as the store applied

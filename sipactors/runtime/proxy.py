@@ -56,7 +56,9 @@ from sipactors.roles.proxy import Target as Destination
 from sipactors.runtime.timers import TimedActor, TimerFired
 from sipactors.transport.resolve import ResolutionError, Resolver, Target
 
-__all__ = ["BranchFailed", "BranchResponse", "Cancel", "Proxy", "ProxyContext", "Resolved", "Start", "reachable"]
+__all__ = [
+    "BranchFailed", "BranchResponse", "Cancel", "Proxy", "ProxyContext", "Resolved", "Start", "next_hop", "reachable",
+]
 
 log = logging.getLogger("sipactors.proxy")
 
@@ -204,23 +206,11 @@ class ProxyContext(TimedActor):
     def _forward(self, effect: Forward) -> None:
         branch: Branch = effect.branch
         assert branch.request is not None
-        flow = branch.target.flow
-        if flow is not None and _open(self.layer.transports.get("TCP"), flow):  # RFC 5626 §5.3: reuse the flow
-            self._send_branch(branch, [Target("TCP", *flow)])
-            return
-        uri = next_hop_uri(branch.request)
-        resolver = self.owner.resolver
-        if getattr(resolver, "blocking", False):
-            ref, index = self.actor_ref, branch.index
-            self.owner.lookup(uri, lambda done: ref.tell(_resolved(index, done)))
-            return
-        try:
-            targets = resolver.resolve(uri)
-        except ResolutionError as error:
-            log.info("branch %s of %s: %s", branch.index, self.actor_id, error)
-            self._send_branch(branch, [], error.status)
-            return
-        self._send_branch(branch, targets)
+        found = next_hop(self.layer, self.owner, branch.target, branch.request, self.actor_ref.tell, branch.index)
+        if found is not None:
+            if found.error is not None:
+                log.info("branch %s of %s: %s", branch.index, self.actor_id, found.error)
+            self._send_branch(branch, list(found.targets), found.status)
 
     def _send_branch(self, branch: Branch, targets: list[Target], unresolved: int = 503) -> None:
         """Send the branch to the first usable target; with none, it ends with ``unresolved``: the
@@ -278,6 +268,29 @@ class ProxyContext(TimedActor):
             request = self.context.plan.request
             self.owner.upstream(self.layer, self.server_key, response_for(request, 500, to_tag=self.c.to_tag))
         self._end()
+
+
+def next_hop(
+    layer: Any, proxy: Proxy, target: Destination, request: Request, later: Callable[[Resolved], None], index: int = 0,
+) -> Resolved | None:
+    """Where ``request``, forwarded to ``target`` (``forward_request``), goes first: the TCP connection the
+    target's binding was registered over while it is open (RFC 5626 §5.3: reuse the flow), else the
+    targets RFC 3263 gives for its next-hop URI (§16.6 step 7: the top Route's, else the Request-URI). The
+    answer now, or None when ``proxy``'s resolver blocks (DNS): then it runs on the proxy's thread pool
+    and ``later(answer)`` is called from there (it must only tell an actor). Used by every branch of a
+    response context and by the delivery of stored MESSAGEs (``sipactors.runtime.messaging``)."""
+    flow = target.flow
+    if flow is not None and _open(layer.transports.get("TCP"), flow):
+        return Resolved(index, (Target("TCP", *flow),))
+    uri = next_hop_uri(request)
+    resolver = proxy.resolver
+    if getattr(resolver, "blocking", False):
+        proxy.lookup(uri, lambda done: later(_resolved(index, done)))
+        return None
+    try:
+        return Resolved(index, tuple(resolver.resolve(uri)))
+    except ResolutionError as error:
+        return Resolved(index, (), str(error), error.status)
 
 
 def reachable(targets: list[Target], transports: Mapping[str, Any], target: Destination | None = None) -> list[Target]:
@@ -351,16 +364,21 @@ class Proxy:
     # -- server side ----------------------------------------------------------------------------------
     def request(
         self, layer: Any, key: Any, request: Request, own: Callable[[Request, str], Response] | None = None,
+        offline: Callable[[Any, Any, Request, Answer], bool] | None = None,
     ) -> None:
         """A request for the proxy (not ACK, not CANCEL): answer it, or start its response context. ``own``
         is the server's own answer, given to an OPTIONS for a local user with no device (RFC 3261 §11:
-        the server answers for its domain rather than say 480/404 to a capability query)."""
+        the server answers for its domain rather than say 480/404 to a capability query). ``offline``,
+        when given, is asked first about every answer the proxy would give itself and takes the request
+        over when it says True (store-and-forward of a MESSAGE for a user with no device, RFC 3428 §7)."""
         try:
             decision = self.role.decide(request)
         except ParseError as error:  # a header the proxy must read is malformed (§16.3 item 1)
             layer.respond(key, response_for(request, 400, error.reason_phrase, to_tag=layer.new_tag()))
             return
         if isinstance(decision, Answer):
+            if offline is not None and offline(layer, key, request, decision):
+                return
             if own is not None and request.method == "OPTIONS" and decision.status in (404, 480):
                 layer.respond(key, own(request, layer.new_tag()))
             else:

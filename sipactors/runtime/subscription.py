@@ -109,6 +109,12 @@ class NotifyOutcome:
     status: int
 
 
+#: NOTIFY CSeqs reserved per store write: the store holds a ceiling the NOTIFYs sent stay under, so a
+#: restart (which resumes from the ceiling) never reuses a CSeq (RFC 3261 §12.2.1.1), for one write per
+#: CSEQ_RESERVE NOTIFYs rather than one per NOTIFY.
+CSEQ_RESERVE = 100
+
+
 def subscription_key(call_id: str, local_tag: str, remote_tag: str, event: str, event_id: str | None) -> SubscriptionKey:
     return (call_id, local_tag, remote_tag, event, event_id or "")
 
@@ -134,6 +140,7 @@ class SubscriptionActor(TimedActor):
         # the next NOTIFY with state carries full state: the first of a subscription and the first after each
         # SUBSCRIBE (RFC 4662 §5.2, RFC 3857 §4.3); later ones may be partial where the package's hint says so
         self.full_next = True
+        self.reserved = record.local_cseq  # the CSeq ceiling the store holds (see ``_save``)
         self.closing = False  # the machine ended; a final NOTIFY may still be queued
         self.sent_cseqs: list[int] = []  # every NOTIFY CSeq this actor sent (tests check they increase)
         self._request: tuple[Request, Any] | None = None  # the SUBSCRIBE being answered
@@ -249,9 +256,11 @@ class SubscriptionActor(TimedActor):
         if store is None:
             return
         d, s = self.d, self.s
+        if self.reserved <= d.local_cseq:  # the stored CSeq is a ceiling the NOTIFYs sent stay under
+            self.reserved = d.local_cseq + CSEQ_RESERVE
         self.record = SubscriptionRecord(
             self.record.id, d.call_id, d.local_tag, d.remote_tag, self.record.local_uri, self.record.remote_uri,
-            d.remote_target, d.route_set, d.local_cseq, d.remote_cseq, self.info.event, self.record.event_id,
+            d.remote_target, d.route_set, self.reserved, d.remote_cseq, self.info.event, self.record.event_id,
             self.info.resource, self.info.watcher, self.info.accept, self.info.supported, s.expires, s.state,
             (s.authorization or Authorization.PENDING).value, self.record.destination,
         )
@@ -279,8 +288,8 @@ class SubscriptionActor(TimedActor):
     def _send(self, notify: Notify) -> None:
         notifier, d, s = self.notifier, self.d, self.s
         self.dialog_step("send_request", None)
-        if notify.state != "terminated":
-            self._save()  # the CSeq is stored before the NOTIFY goes (a restart never reuses it)
+        if notify.state != "terminated" and d.local_cseq > self.reserved:
+            self._save()  # a new CSeq ceiling is stored before the NOTIFY goes (a restart never reuses a CSeq)
         body = None
         authorized = s.authorization in _ALLOWED
         if notify.state == "active" or notify.state == "pending" or (notify.reason == "timeout" and authorized):
@@ -398,6 +407,9 @@ class Notifier:
         self.trace = trace
         self.packages: dict[str, EventPackage] = {}
         self.subscriptions: dict[SubscriptionKey, SubscriptionActor] = {}
+        # (event, resource) → its subscriptions' keys: a state change finds its watchers without a scan
+        # (with watcher information on, every new subscription is a change of the winfo resource)
+        self.by_resource: dict[tuple[str, str], set[SubscriptionKey]] = {}
         self.dialogs: dict[tuple[str, str, str], SubscriptionKey] = {}  # dialog ID → its one subscription
         self.notifies: dict[Any, SubscriptionActor] = {}  # NOTIFY client transaction → its subscription
         self.layer: Any = None
@@ -483,6 +495,7 @@ class Notifier:
     def _spawn(self, info: SubscriptionInfo, record: SubscriptionRecord) -> SubscriptionActor:
         actor: SubscriptionActor = SubscriptionActor.spawn(self, info, record)
         self.subscriptions[actor.key] = actor
+        self.by_resource.setdefault((actor.key[3], info.resource), set()).add(actor.key)
         self.dialogs[actor.key[:3]] = actor.key
         return actor
 
@@ -494,6 +507,12 @@ class Notifier:
     def ended(self, actor: SubscriptionActor) -> None:
         if self.subscriptions.get(actor.key) is actor:
             del self.subscriptions[actor.key]
+            index = (actor.key[3], actor.info.resource)
+            keys = self.by_resource.get(index)
+            if keys is not None:
+                keys.discard(actor.key)
+                if not keys:
+                    del self.by_resource[index]
             if self.dialogs.get(actor.key[:3]) == actor.key:
                 del self.dialogs[actor.key[:3]]
 
@@ -515,9 +534,9 @@ class Notifier:
 
     # -- NotifierHandle (sipactors.roles.events) -----------------------------------------------------
     def _matching(self, event: str, resource: str, watcher: str | None = None) -> list[SubscriptionActor]:
-        event = event.lower()
-        return [a for key, a in sorted(self.subscriptions.items())
-                if key[3] == event and a.info.resource == resource and (watcher is None or a.info.watcher == watcher)]
+        keys = sorted(self.by_resource.get((event.lower(), resource), ()))  # sorted: a seeded run repeats
+        actors = [self.subscriptions[key] for key in keys]
+        return actors if watcher is None else [a for a in actors if a.info.watcher == watcher]
 
     def changed(self, event: str, resource: str, hint: frozenset[str] = frozenset()) -> None:
         """RFC 6665 §4.2.2: every subscription to ``resource`` gets a NOTIFY (active ones: the table says)."""
@@ -562,5 +581,6 @@ class Notifier:
         for actor in list(self.subscriptions.values()):
             actor._cancel_timers()
         self.subscriptions.clear()
+        self.by_resource.clear()
         self.notifies.clear()
         self.dialogs.clear()

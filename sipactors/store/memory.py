@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 
 from sipactors.store.lists import MemoryListStore
+from sipactors.store.messages import MemoryMessageStore
 from sipactors.store.model import (
     Binding,
     Change,
@@ -138,6 +139,7 @@ class MemoryStore:
         self._publications = MemoryPublicationStore()
         self._lists = MemoryListStore()
         self._subscriptions = MemorySubscriptionStore()
+        self._messages = MemoryMessageStore()
 
     @property
     def locations(self) -> MemoryLocationStore:
@@ -165,6 +167,10 @@ class MemoryStore:
     def subscriptions(self) -> MemorySubscriptionStore:
         """The notifier's subscriptions (``sipactors.store.subscriptions``)."""
         return self._subscriptions
+
+    @property
+    def messages(self) -> MemoryMessageStore:
+        return self._messages
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object goes."""

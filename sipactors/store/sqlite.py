@@ -29,6 +29,7 @@ from functools import cached_property
 from pathlib import Path
 
 from sipactors.store.lists import SqliteListStore
+from sipactors.store.messages import SqliteMessageStore
 from sipactors.store.model import (
     Binding,
     Change,
@@ -351,6 +352,7 @@ class SqliteStore:
         self._publications: SqlitePublicationStore | None = None
         self._lists: SqliteListStore | None = None
         self._subscriptions: SqliteSubscriptionStore | None = None
+        self._messages: SqliteMessageStore | None = None
 
     @property
     def locations(self) -> SqliteLocationStore:
@@ -393,6 +395,13 @@ class SqliteStore:
         if self._subscriptions is None:
             self._subscriptions = SqliteSubscriptionStore(self._db)
         return self._subscriptions
+
+    @property
+    def messages(self) -> SqliteMessageStore:
+        """Stored MESSAGEs (``sipactors.store.messages``): their table is made on first use."""
+        if self._messages is None:
+            self._messages = SqliteMessageStore(self._db)
+        return self._messages
 
     def close(self) -> None:
         self._db.close()

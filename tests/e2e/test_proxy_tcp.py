@@ -50,6 +50,14 @@ class Stream:
     def close(self) -> None:
         self.sock.close()
 
+    def hang_up(self) -> None:
+        """Close the connection and wait until the server has closed its side too (it read our FIN): a
+        request sent after this cannot race the server's noticing that the flow is gone (RFC 5626 §4.4)."""
+        self.sock.shutdown(socket.SHUT_WR)
+        while self.sock.recv(65535):  # the socket's timeout bounds the wait; b"" is the server's FIN
+            pass
+        self.sock.close()
+
 
 def _message(method: str, uri: str, transport: str, sent_by: int, branch: str, cseq: int, *, to: str, frm: str,
              call_id: str, extra: str = "") -> str:
@@ -169,7 +177,7 @@ def test_a_tcp_contact_gets_a_new_connection_and_one_that_refuses_fails_at_once_
     device, caller = Stream(port), Peer()
     try:
         _register(device, f"sip:bob@127.0.0.1:{listening.getsockname()[1]};transport=tcp", port)
-        device.close()  # its flow is gone: the proxy must connect to the contact
+        device.hang_up()  # its flow is gone: the proxy must connect to the contact
         invite = _message("INVITE", "sip:bob@127.0.0.1", "UDP", caller.port, "i1", 1, to="<sip:bob@127.0.0.1>",
                           frm="<sip:alice@127.0.0.1>;tag=a1", call_id="tcp3")
         caller.send(invite, port)
@@ -187,7 +195,7 @@ def test_a_tcp_contact_gets_a_new_connection_and_one_that_refuses_fails_at_once_
 
         device = Stream(port)
         _register(device, f"sip:carol@127.0.0.1:{refusing.getsockname()[1]};transport=tcp", port, "carol")
-        device.close()
+        device.hang_up()
         caller.send(invite.replace("z9hG4bKi1", "z9hG4bKi2").replace("tcp3", "tcp4").replace("sip:bob@", "sip:carol@"), port)
         assert caller.response().status == 500  # within the socket's 5 s, not Timer B's 32 s
         assert process.poll() is None

@@ -89,9 +89,9 @@ def test_options_over_udp_and_tcp_malformed_and_oversized_requests_and_a_clean_s
     big = _options("u4", port).replace(b"Content-Length: 0\r\n\r\n", b"X-Big: " + b"x" * 20_000 + b"\r\nContent-Length: 0\r\n\r\n")
     assert _udp(port, big).startswith(b"SIP/2.0 513 Message Too Large")
 
-    # Other methods, known or not, go to the proxy (RFC 3261 §16): a local user with no device gets 480.
-    assert parse(_udp(port, _options("u5", port, method="MESSAGE"))).status == 480
-    # A SUBSCRIBE for a local resource goes to the notifier, which hosts no package yet (RFC 6665 §4.2.1.1).
+    # A MESSAGE for a local user with no device is stored for delivery (RFC 3428 §7: 202 Accepted).
+    assert parse(_udp(port, _options("u5", port, method="MESSAGE"))).status == 202
+    # A SUBSCRIBE for a local resource goes to the notifier; with no Event header it names no package it hosts (489, RFC 6665 §8.2.2).
     assert parse(_udp(port, _options("u7", port, method="SUBSCRIBE"))).status == 489
     assert parse(_udp(port, _options("u6", port, method="FROBNICATE"))).status == 480
 

@@ -232,3 +232,62 @@ def test_sipp_calls_through_the_open_proxy_to_a_registered_sipp_uas_rfc3261_16(t
 
 def test_sipp_calls_through_the_proxy_with_digest_authentication_rfc3261_22_3(tmp_path: Path) -> None:
     _calls_through_the_proxy(tmp_path, 30, users=[f"u{n}" for n in range(1, 6)])
+
+
+def test_sipp_messages_for_an_offline_user_are_stored_then_delivered_when_a_sipp_uas_registers_rfc3428_7(tmp_path: Path) -> None:
+    """A SIPp UAC sends MESSAGEs to "offline", who has no device: each gets 202 (stored, RFC 3428 §7).
+    Then a SIPp UAS (``sipp/uas_message.xml``) registers as "offline" (``reg_contact.xml``) and receives
+    every stored MESSAGE, with its original Date, and answers each 200: the store is empty afterwards."""
+    assert SIPP is not None
+    from tests.e2e.test_serve import start_server, stop_server
+
+    messages = 5
+    store = tmp_path / "sipactors.db"
+    trace = tmp_path / "trace.jsonl"
+    port, proxy, _ = start_server(store, "--trace", str(trace))
+    uas_port = _free_udp_port()
+    uas = subprocess.Popen(
+        [SIPP, "-sf", str(HERE / "uas_message.xml"), "-i", "127.0.0.1", "-p", str(uas_port), "-m", str(messages),
+         "-timeout", "40s", "-timeout_error", "-nostdin", "-trace_err"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        sent = subprocess.run(
+            [SIPP, f"127.0.0.1:{port}", "-sf", str(HERE / "message_stored.xml"), "-s", "offline", "-m", str(messages),
+             "-r", "25", "-i", "127.0.0.1", "-p", "0", "-recv_timeout", "5000", "-timeout", "30s", "-timeout_error",
+             "-nostdin", "-trace_err"],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        )
+        assert sent.returncode == 0, sent.stdout[-3000:] + sent.stderr[-2000:]
+        listed = subprocess.run(
+            [sys.executable, "-m", "sipactors", "messages", "list", "--store", f"sqlite:///{store}"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert listed.stdout.count("sip:offline@127.0.0.1") == messages, listed.stdout
+        deadline = time.monotonic() + 10
+        while not _bound(uas_port) and uas.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # SIPp gives no sign that it listens but the bound port
+        assert _bound(uas_port), "the SIPp UAS did not start"
+        registered = subprocess.run(
+            [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / "reg_contact.xml"), "-s", "offline",
+             "-key", "uas_addr", f"127.0.0.1:{uas_port}", "-i", "127.0.0.1", "-p", "0", "-m", "1",
+             "-recv_timeout", "5000", "-timeout", "10s", "-timeout_error", "-nostdin"],
+            capture_output=True, text=True, timeout=30, cwd=tmp_path,
+        )
+        assert registered.returncode == 0, registered.stdout[-2000:] + registered.stderr[-2000:]
+        uas_output, _ = uas.communicate(timeout=30)  # it ends by itself after ``messages`` MESSAGEs
+        assert uas.returncode == 0, uas_output[-3000:]
+    finally:
+        _stop_sipp(uas)
+        stop_server(proxy)
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    delivered = [r for r in records if r["type"] == "out" and r.get("destination") == ["127.0.0.1", uas_port]
+                 and r["message"].startswith("MESSAGE ")]
+    assert len(delivered) == messages
+    steps = [r["after"] for r in records if r.get("machine") == "delivery"]
+    assert steps.count("delivered") == messages
+    listed = subprocess.run(
+        [sys.executable, "-m", "sipactors", "messages", "list", "--store", f"sqlite:///{store}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert "no messages" in listed.stdout, listed.stdout

@@ -263,7 +263,7 @@ def test_publications_survive_a_restart_with_the_time_they_have_left_rfc3903_8_3
 def test_the_core_hands_local_publish_to_the_presence_role_and_others_to_the_proxy_rfc3903_6(url: str) -> None:
     world = World(url)
     proxy = FakeProxy()
-    core = Core("test", None, proxy, world.package)
+    core = Core("test", None, proxy, presence=world.package)
     layer = Layer()
     options = _request("OPTIONS", "sip:atlanta.com")
     core.request(layer, "k1", options)
