@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -48,6 +49,7 @@ from sipactors.runtime.subscription import Notifier
 from sipactors.runtime.transaction import TransactionLayer, stateless_400
 from sipactors.store import DEFAULT_STORE_URL, check_store_url, open_store
 from sipactors.store.commit import committer_for
+from sipactors.store.model import Binding, without_port
 from sipactors.store.rules import Rule, RuleStore, canonical_presentity, canonical_watcher, parse_action
 from sipactors.transport import Address, TcpTransport, UdpTransport
 
@@ -207,18 +209,26 @@ def _advertised(host: str, config: ServerConfig) -> str:
 
 def presence_package(
     store: Any, registrar: Registrar, domains: frozenset[str], rules: WatcherRules | None = None,
-    notifier: NotifierHandle | None = None, trace: Any = None,
+    notifier: NotifierHandle | None = None, trace: Any = None, ports: Sequence[int] = (),
 ) -> PresencePackage:
     """The ``presence`` event package (RFC 3856) and its PUBLISH compositor (RFC 3903) for ``domains``: its
     publications in ``store``, registration state from ``registrar`` (which tells it of every change), the
     registrar's digest authenticator and users, the watcher ``rules``. The notifier (RFC 6665) runs it as
     an ``EventPackage``; the package reports changes to ``notifier`` (or the one given later to ``attach``;
     for resource lists, the ``ListHandle``)."""
+    def bindings(presentity: str, now: float) -> list[Binding]:
+        """The presentity's devices: bindings of its AOR as registered with or without one of our ports
+        (the resource drops the port: ``store.model.without_port``)."""
+        found = list(registrar.bindings(presentity, now))
+        for port in ports:
+            found.extend(registrar.bindings(f"{presentity}:{port}", now))
+        return sorted(found, key=Binding.order_key)
+
     package = PresencePackage(
-        store.publications, PublishPolicy(domains), registrar.bindings, time.time, os.urandom,
+        store.publications, PublishPolicy(domains), bindings, time.time, os.urandom,
         authenticator=registrar.authenticator, users=store.users, rules=rules, notifier=notifier, trace=trace,
     )
-    registrar.observers.append(package.registration_changed)
+    registrar.observers.append(lambda aor: package.registration_changed(without_port(aor)))
     return package
 
 
@@ -320,7 +330,8 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     # watcher rules of the store, re-read within a second of `sipactors presence` changing them
     rules = watcher_rules(config, store.presence_rules)
     presence = presence_package(store, registrar, domains, rules,
-                                trace=_Trace(trace_file) if trace_file is not None else None)
+                                trace=_Trace(trace_file) if trace_file is not None else None,
+                                ports=sorted({listener.port for listener in listeners}))
     scheduler.call_later(0, presence.restore)
     lists_handle = ListHandle()
     presence.attach(lists_handle)  # a presentity's change reaches its watchers and the lists holding it

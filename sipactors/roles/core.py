@@ -110,7 +110,7 @@ class Core:
             self.registrar.handle(request, layer.new_tag(), lambda response: layer.respond(key, response), _source(layer, key))
         elif request.method == "SUBSCRIBE" and self.notifier is not None and self.notifier.takes(request):
             peer = layer.peer(key)  # RFC 6665 §4.2: a local resource's notifier is this server
-            self.notifier.request(layer, key, request, peer[0] if peer is not None else None)
+            self.notifier.request(layer, key, request, *(peer if peer is not None else (None, None)))
         elif self.presence is not None and self.presence.serves(request):  # RFC 3903 §6: we are the ESC
             self.presence.handle(request, layer.new_tag(), lambda response: layer.respond(key, response))
         elif self._ours(request):

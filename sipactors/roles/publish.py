@@ -34,7 +34,7 @@ from enum import Enum
 from sipactors.message import Request, Response, SipURI, unescape
 from sipactors.message.build import response_for
 from sipactors.roles.registrar import Rule  # a refusal: status, reason phrase, the RFC section requiring it
-from sipactors.store.model import canonical_aor
+from sipactors.store.model import canonical_aor, without_port
 from sipactors.store.publications import Publication
 
 __all__ = ["FAILURES", "Failure", "Outcome", "PublishPolicy", "decide", "presentity_of"]
@@ -119,7 +119,7 @@ def presentity_of(request: Request, domains: frozenset[str]) -> str | None:
     uri = request.uri
     if not isinstance(uri, SipURI) or uri.user is None or uri.host.lower() not in domains:
         return None
-    return canonical_aor(uri.render())
+    return without_port(canonical_aor(uri.render()))  # the port names this server, not the presentity
 
 
 def decide(

@@ -28,7 +28,7 @@ from sipactors.roles.events import Body, EventPackage
 from sipactors.roles.proxy import (
     Answer as Refusal,  # a SUBSCRIBE refused: answered as the proxy answers (status, headers)
 )
-from sipactors.store.model import canonical_aor
+from sipactors.store.model import canonical_aor, without_port
 
 __all__ = [
     "DEFAULT_EXPIRES", "Refusal", "Subscribe", "SubscribePolicy", "accepted", "allow_events", "check_subscribe",
@@ -101,7 +101,7 @@ def check_subscribe(
         return Refusal(406, None, (("Accept", ", ".join(package.content_types())),))
     if resource is None:
         try:
-            resource = canonical_aor(request.uri.render())
+            resource = without_port(canonical_aor(request.uri.render()))  # the port names us, not the resource
         except ValueError:
             return Refusal(404)
         if not package.resource_exists(resource):

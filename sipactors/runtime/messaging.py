@@ -54,7 +54,7 @@ from sipactors.roles.messaging import (
 from sipactors.roles.proxy import Answer, Plan, binding_target, forward_request
 from sipactors.runtime.actor import ScheduledActor
 from sipactors.runtime.proxy import Proxy, Resolved, next_hop, reachable
-from sipactors.store.model import Binding
+from sipactors.store.model import Binding, without_port
 
 __all__ = ["Answered", "DeliveryActor", "Messaging"]
 
@@ -152,7 +152,9 @@ class Messaging:
 
     # -- registrations ------------------------------------------------------------------------------
     def registered(self, aor: str, bindings: list[Binding]) -> None:
-        """``Registrar.on_registered``: a device of ``aor`` registered; deliver what waits for it."""
+        """``Registrar.on_registered``: a device of ``aor`` registered; deliver what waits for it. Messages
+        wait under the AOR without a port (``recipient_aor``); a device may register with our port."""
+        aor = without_port(aor)
         if self.layer is None or aor not in self.waiting or aor in self.deliveries or not bindings:
             return
         waiting = self.store.messages.waiting(aor, self.clock())

@@ -55,7 +55,7 @@ from sipactors.roles.subscribe import (
     notify_request,
 )
 from sipactors.runtime.timers import TimedActor, TimerFired
-from sipactors.store.model import canonical_aor
+from sipactors.store.model import canonical_aor, without_port
 from sipactors.store.subscriptions import SubscriptionRecord, SubscriptionStore
 from sipactors.transport.resolve import ResolutionError, Resolver
 
@@ -141,6 +141,7 @@ class SubscriptionActor(TimedActor):
         # SUBSCRIBE (RFC 4662 §5.2, RFC 3857 §4.3); later ones may be partial where the package's hint says so
         self.full_next = True
         self.reserved = record.local_cseq  # the CSeq ceiling the store holds (see ``_save``)
+        self.flow: Any = None  # the reliable transport the SUBSCRIBE came over: NOTIFYs go back on it
         self.closing = False  # the machine ended; a final NOTIFY may still be queued
         self.sent_cseqs: list[int] = []  # every NOTIFY CSeq this actor sent (tests check they increase)
         self._request: tuple[Request, Any] | None = None  # the SUBSCRIBE being answered
@@ -305,10 +306,15 @@ class SubscriptionActor(TimedActor):
             remote_uri=self.record.remote_uri, remote_tag=d.remote_tag, remote_target=d.remote_target,
             route_set=d.route_set, cseq=d.local_cseq, event=self.info.event, event_id=self.record.event_id,
             state=notify.state, expires_left=left, reason=notify.reason, contact=notifier.contact, body=body,
-            via=notifier.via(),
+            via=notifier.via(getattr(self.flow, "name", "UDP") if self.flow is not None else "UDP"),
         )
         self.sent_cseqs.append(d.local_cseq)
-        key = notifier.send_notify(self, request, self._destination())
+        if self.flow is not None and self.record.destination is not None:
+            # the SUBSCRIBE came over a connection: its NOTIFYs go back on it (RFC 5626 §5.3 flow reuse;
+            # a TCP client need not listen on its Contact's port)
+            key = notifier.send_notify(self, request, self.record.destination, self.flow)
+        else:
+            key = notifier.send_notify(self, request, self._destination())
         if notify.state == "terminated":
             self._end()  # the last NOTIFY has gone; its transaction finishes without us
         else:
@@ -423,10 +429,11 @@ class Notifier:
     def allow_events(self) -> str:
         return allow_events(self.packages)
 
-    def via(self) -> Via:
+    def via(self, transport: str = "UDP") -> Via:
+        """Our Via for a NOTIFY sent over ``transport`` (RFC 3261 §18.1.1: it names the transport used)."""
         assert self.layer is not None
         branch = "z9hG4bK" + self.layer.new_tag() + self.layer.new_tag()
-        return Via("UDP", self.via_host, self.via_port, Params((("branch", branch), ("rport", None))))
+        return Via(transport, self.via_host, self.via_port, Params((("branch", branch), ("rport", None))))
 
     # -- which SUBSCRIBEs are ours (the core asks) ---------------------------------------------------
     def takes(self, request: Request) -> bool:
@@ -445,8 +452,11 @@ class Notifier:
         return bool(domain.local(request.uri))
 
     # -- the TU side ---------------------------------------------------------------------------------
-    def request(self, layer: Any, key: Any, request: Request, source: Address | None = None) -> None:
-        """A SUBSCRIBE for us: answered here, or handed to its subscription's actor."""
+    def request(
+        self, layer: Any, key: Any, request: Request, source: Address | None = None, transport: Any = None,
+    ) -> None:
+        """A SUBSCRIBE for us: answered here, or handed to its subscription's actor. ``source`` is where it
+        came from, over ``transport``: a reliable one (TCP) carries the subscription's NOTIFYs back."""
         self.layer = layer
         to, from_ = request.to, request.from_
         assert to is not None and from_ is not None  # the message layer refuses a request without them
@@ -473,7 +483,7 @@ class Notifier:
         event_id = checked.event_id
         info = SubscriptionInfo(
             id=";".join((request.call_id or "", local_tag, from_.tag or "", checked.event, event_id or "")),
-            event=checked.event, resource=checked.resource, watcher=canonical_aor(from_.uri.render()),
+            event=checked.event, resource=checked.resource, watcher=without_port(canonical_aor(from_.uri.render())),
             accept=checked.accept, supported=checked.supported,
         )
         record = SubscriptionRecord(
@@ -490,6 +500,8 @@ class Notifier:
             return
         authorization = package.authorize(info)
         actor = self._spawn(info, record)
+        if transport is not None and getattr(transport, "reliable", False):
+            actor.flow = transport
         actor.tell(Start(request, key, checked, authorization))
 
     def _spawn(self, info: SubscriptionInfo, record: SubscriptionRecord) -> SubscriptionActor:
@@ -499,8 +511,8 @@ class Notifier:
         self.dialogs[actor.key[:3]] = actor.key
         return actor
 
-    def send_notify(self, actor: SubscriptionActor, request: Request, destination: Address) -> Any:
-        key = self.layer.send_request(request, destination, owner=self)
+    def send_notify(self, actor: SubscriptionActor, request: Request, destination: Address, transport: Any = None) -> Any:
+        key = self.layer.send_request(request, destination, transport, owner=self)
         self.notifies[key] = actor
         return key
 

@@ -27,7 +27,7 @@ from sipactors.message import AbsoluteURI, ParseError, SipURI, TelURI, parse_uri
 
 __all__ = [
     "Binding", "Change", "LocationStore", "Put", "Remove", "RemoveAll", "Source", "Store", "User", "UserStore",
-    "canonical_aor", "same_contact",
+    "canonical_aor", "same_contact", "without_port",
 ]
 
 
@@ -176,6 +176,20 @@ class Store(Protocol):
 
 
 @functools.lru_cache(maxsize=16_384)
+def without_port(aor: str) -> str:
+    """``aor`` (canonical) without its port: the resource a presence subscription, a PUBLISH or a stored
+    MESSAGE names. The server only takes such requests for its own domains with no port or one of its
+    own (the port names this server, not the user: clients register ``sip:user@domain`` and address
+    ``sip:user@domain:port``, as the proxy's location lookup allows)."""
+    try:
+        uri = parse_uri(aor, "AOR")
+    except ParseError:
+        return aor
+    if not isinstance(uri, SipURI) or uri.port is None:
+        return aor
+    return canonical_aor(SipURI(uri.scheme, uri.host, uri.user).render())
+
+
 def canonical_aor(uri: str) -> str:
     """RFC 3261 §10.3 step 5: the To URI without its parameters and headers, escapes expanded.
 

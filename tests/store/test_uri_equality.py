@@ -75,3 +75,13 @@ def test_the_canonical_aor_of_rfc3261_10_3_step_5(to: str, aor: str) -> None:
 def test_a_to_uri_that_is_not_a_uri_has_no_aor() -> None:
     with pytest.raises(ValueError):
         canonical_aor("bob at biloxi")
+
+
+def test_without_port_names_the_resource_a_port_of_ours_addresses() -> None:
+    """A presentity or a recipient is the AOR without the port that names this server (store.model)."""
+    from sipactors.store.model import canonical_aor, without_port
+
+    assert without_port(canonical_aor("sip:bob@127.0.0.1:5060;transport=udp")) == "sip:bob@127.0.0.1"
+    assert without_port("sip:bob@example.com") == "sip:bob@example.com"
+    assert without_port(canonical_aor("sips:%61lice@EXAMPLE.com:5061")) == canonical_aor("sips:alice@example.com")
+    assert without_port("tel:+15551234") == "tel:+15551234"
