@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -49,7 +50,10 @@ from sipactors.store.commit import committer_for
 from sipactors.store.rules import Rule, RuleStore, canonical_presentity, canonical_watcher, parse_action
 from sipactors.transport import Address, TcpTransport, UdpTransport
 
-__all__ = ["ServerConfig", "apply_presence_rules", "load_config", "presence_package", "serve", "watcher_rules"]
+__all__ = [
+    "PresenceService", "ServerConfig", "apply_presence_rules", "load_config", "presence_package", "presence_service", "serve",
+    "watcher_rules",
+]
 
 log = logging.getLogger("sipactors.server")
 
@@ -195,7 +199,8 @@ def _advertised(host: str, config: ServerConfig) -> str:
 
 def presence_package(
     store: Any, registrar: Registrar, domains: frozenset[str], rules: WatcherRules | None = None,
-    notifier: NotifierHandle | None = None, trace: Any = None,
+    notifier: NotifierHandle | None = None, trace: Any = None, clock: Callable[[], float] = time.time,
+    entropy: Callable[[int], bytes] = os.urandom,
 ) -> PresencePackage:
     """The ``presence`` event package (RFC 3856) and its PUBLISH compositor (RFC 3903) for ``domains``: its
     publications in ``store``, registration state from ``registrar`` (which tells it of every change), the
@@ -203,11 +208,48 @@ def presence_package(
     an ``EventPackage``; the package reports changes to ``notifier`` (or the one given later to ``attach``;
     for resource lists, the ``ListHandle``)."""
     package = PresencePackage(
-        store.publications, PublishPolicy(domains), registrar.bindings, time.time, os.urandom,
+        store.publications, PublishPolicy(domains), registrar.bindings, clock, entropy,
         authenticator=registrar.authenticator, users=store.users, rules=rules, notifier=notifier, trace=trace,
     )
     registrar.observers.append(package.registration_changed)
     return package
+
+
+@dataclass
+class PresenceService:
+    """What ``presence_service`` wired: the presence package (the core hands it PUBLISH), the watcher list
+    (RFC 3857), the handle packages report changes to (RFC 4662 lists in front of the notifier), the rules
+    and their poller."""
+
+    presence: PresencePackage
+    watchers: WatcherList
+    lists: ListHandle
+    rules: WatcherRules
+    poller: RulesPoller
+
+
+def presence_service(
+    store: Any, registrar: Registrar, notifier: Notifier, domains: frozenset[str], scheduler: Any,
+    rules: WatcherRules, *, trace: Any = None, clock: Callable[[], float] = time.time,
+    entropy: Callable[[int], bytes] = os.urandom,
+) -> PresenceService:
+    """Presence (RFC 3856) wired into ``notifier`` as ``serve`` runs it: PUBLISH for local presentities (RFC
+    3903), publications restored (on ``scheduler``, before any request) with the time they have left;
+    resource lists (RFC 4662) in front of it; watcher information (RFC 3857) beside it; the watcher
+    ``rules`` of the store, re-read within a second of ``sipactors presence`` changing them. The
+    simulation tests call it too, with a virtual ``clock``, so that they run this wiring."""
+    presence = presence_package(store, registrar, domains, rules, trace=trace, clock=clock, entropy=entropy)
+    scheduler.call_later(0, presence.restore)
+    lists_handle = ListHandle()
+    presence.attach(lists_handle)  # a presentity's change reaches its watchers and the lists holding it
+    watchers = WatcherList(notifier, clock)
+    notifier.register(ListPackage(WatchedPackage(presence, watchers), store.lists, lists_handle, local_domains(domains)))
+    notifier.register(WinfoPackage(watchers, presence.resource_exists))
+    lists_handle.attach(notifier)
+    poller = RulesPoller(store.presence_rules, scheduler, lists_handle,
+                         listeners=[lambda presentity: watchers.reconsider(presentity, rules.decide)])
+    poller.start()
+    return PresenceService(presence, watchers, lists_handle, rules, poller)
 
 
 class _Trace:
@@ -303,23 +345,10 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         via_host=contact.host, via_port=contact.port, resolver=resolver, admit=proxy_role.admit_local,
         domain=proxy_policy, trace=_Trace(trace_file) if trace_file is not None else None,
     )
-    # presence (RFC 3856): PUBLISH for local presentities (RFC 3903), publications restored with the time they
-    # have left; resource lists (RFC 4662) in front of it; watcher information (RFC 3857) beside it; the
-    # watcher rules of the store, re-read within a second of `sipactors presence` changing them
-    rules = watcher_rules(config, store.presence_rules)
-    presence = presence_package(store, registrar, domains, rules,
-                                trace=_Trace(trace_file) if trace_file is not None else None)
-    scheduler.call_later(0, presence.restore)
-    lists_handle = ListHandle()
-    presence.attach(lists_handle)  # a presentity's change reaches its watchers and the lists holding it
-    watchers = WatcherList(notifier, time.time)
-    notifier.register(ListPackage(WatchedPackage(presence, watchers), store.lists, lists_handle, local_domains(domains)))
-    notifier.register(WinfoPackage(watchers, presence.resource_exists))
-    lists_handle.attach(notifier)
-    poller = RulesPoller(store.presence_rules, scheduler, lists_handle,
-                         listeners=[lambda presentity: watchers.reconsider(presentity, rules.decide)])
-    poller.start()
-    tu = Core(config.server_name, registrar, proxy, notifier, presence)
+    # presence (RFC 3856), resource lists (RFC 4662), watcher information (RFC 3857), the rules poller
+    stack = presence_service(store, registrar, notifier, domains, scheduler, watcher_rules(config, store.presence_rules),
+                             trace=_Trace(trace_file) if trace_file is not None else None)
+    tu = Core(config.server_name, registrar, proxy, notifier, stack.presence)
     # no subscriber unless --trace: a record nobody reads still costs ~14 % of a call to build
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file) if trace_file is not None else None)
     if tcp is not None:  # the proxy forwards over TCP too (RFC 3263 §4.1 transport=tcp, bindings made over TCP)
