@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -53,7 +53,10 @@ from sipactors.store.model import Binding, without_port
 from sipactors.store.rules import Rule, RuleStore, canonical_presentity, canonical_watcher, parse_action
 from sipactors.transport import Address, TcpTransport, UdpTransport
 
-__all__ = ["ServerConfig", "apply_presence_rules", "load_config", "presence_package", "serve", "watcher_rules"]
+__all__ = [
+    "PresenceService", "ServerConfig", "apply_presence_rules", "load_config", "presence_package", "presence_service", "serve",
+    "watcher_rules",
+]
 
 log = logging.getLogger("sipactors.server")
 
@@ -209,7 +212,8 @@ def _advertised(host: str, config: ServerConfig) -> str:
 
 def presence_package(
     store: Any, registrar: Registrar, domains: frozenset[str], rules: WatcherRules | None = None,
-    notifier: NotifierHandle | None = None, trace: Any = None, ports: Sequence[int] = (),
+    notifier: NotifierHandle | None = None, trace: Any = None, clock: Callable[[], float] = time.time,
+    entropy: Callable[[int], bytes] = os.urandom, ports: Sequence[int] = (),
 ) -> PresencePackage:
     """The ``presence`` event package (RFC 3856) and its PUBLISH compositor (RFC 3903) for ``domains``: its
     publications in ``store``, registration state from ``registrar`` (which tells it of every change), the
@@ -225,11 +229,48 @@ def presence_package(
         return sorted(found, key=Binding.order_key)
 
     package = PresencePackage(
-        store.publications, PublishPolicy(domains), bindings, time.time, os.urandom,
+        store.publications, PublishPolicy(domains), bindings, clock, entropy,
         authenticator=registrar.authenticator, users=store.users, rules=rules, notifier=notifier, trace=trace,
     )
     registrar.observers.append(lambda aor: package.registration_changed(without_port(aor)))
     return package
+
+
+@dataclass
+class PresenceService:
+    """What ``presence_service`` wired: the presence package (the core hands it PUBLISH), the watcher list
+    (RFC 3857), the handle packages report changes to (RFC 4662 lists in front of the notifier), the rules
+    and their poller."""
+
+    presence: PresencePackage
+    watchers: WatcherList
+    lists: ListHandle
+    rules: WatcherRules
+    poller: RulesPoller
+
+
+def presence_service(
+    store: Any, registrar: Registrar, notifier: Notifier, domains: frozenset[str], scheduler: Any,
+    rules: WatcherRules, *, trace: Any = None, clock: Callable[[], float] = time.time,
+    entropy: Callable[[int], bytes] = os.urandom, ports: Sequence[int] = (),
+) -> PresenceService:
+    """Presence (RFC 3856) wired into ``notifier`` as ``serve`` runs it: PUBLISH for local presentities (RFC
+    3903), publications restored (on ``scheduler``, before any request) with the time they have left;
+    resource lists (RFC 4662) in front of it; watcher information (RFC 3857) beside it; the watcher
+    ``rules`` of the store, re-read within a second of ``sipactors presence`` changing them. The
+    simulation tests call it too, with a virtual ``clock``, so that they run this wiring."""
+    presence = presence_package(store, registrar, domains, rules, trace=trace, clock=clock, entropy=entropy, ports=ports)
+    scheduler.call_later(0, presence.restore)
+    lists_handle = ListHandle()
+    presence.attach(lists_handle)  # a presentity's change reaches its watchers and the lists holding it
+    watchers = WatcherList(notifier, clock)
+    notifier.register(ListPackage(WatchedPackage(presence, watchers), store.lists, lists_handle, local_domains(domains)))
+    notifier.register(WinfoPackage(watchers, presence.resource_exists))
+    lists_handle.attach(notifier)
+    poller = RulesPoller(store.presence_rules, scheduler, lists_handle,
+                         listeners=[lambda presentity: watchers.reconsider(presentity, rules.decide)])
+    poller.start()
+    return PresenceService(presence, watchers, lists_handle, rules, poller)
 
 
 class _Trace:
@@ -325,28 +366,15 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         via_host=contact.host, via_port=contact.port, resolver=resolver, admit=proxy_role.admit_local,
         domain=proxy_policy, trace=_Trace(trace_file) if trace_file is not None else None,
     )
-    # presence (RFC 3856): PUBLISH for local presentities (RFC 3903), publications restored with the time they
-    # have left; resource lists (RFC 4662) in front of it; watcher information (RFC 3857) beside it; the
-    # watcher rules of the store, re-read within a second of `sipactors presence` changing them
-    rules = watcher_rules(config, store.presence_rules)
-    presence = presence_package(store, registrar, domains, rules,
-                                trace=_Trace(trace_file) if trace_file is not None else None,
-                                ports=sorted({listener.port for listener in listeners}))
-    scheduler.call_later(0, presence.restore)
-    lists_handle = ListHandle()
-    presence.attach(lists_handle)  # a presentity's change reaches its watchers and the lists holding it
-    watchers = WatcherList(notifier, time.time)
-    notifier.register(ListPackage(WatchedPackage(presence, watchers), store.lists, lists_handle, local_domains(domains)))
-    notifier.register(WinfoPackage(watchers, presence.resource_exists))
-    lists_handle.attach(notifier)
-    poller = RulesPoller(store.presence_rules, scheduler, lists_handle,
-                         listeners=[lambda presentity: watchers.reconsider(presentity, rules.decide)])
-    poller.start()
+    # presence (RFC 3856), resource lists (RFC 4662), watcher information (RFC 3857), the rules poller
+    stack = presence_service(store, registrar, notifier, domains, scheduler, watcher_rules(config, store.presence_rules),
+                             trace=_Trace(trace_file) if trace_file is not None else None,
+                             ports=sorted({listener.port for listener in listeners}))
     # MESSAGE: 413 over [messaging] max_size; stored (202) for a local user with no device, delivered on REGISTER
     messaging = Messaging(store, proxy, config.messaging, time.time)
     registrar.on_registered.append(messaging.registered)
     scheduler.call_later(0, messaging.restore)
-    tu = Core(config.server_name, registrar, proxy, notifier, presence, messaging)
+    tu = Core(config.server_name, registrar, proxy, notifier, stack.presence, messaging)
     # no subscriber unless --trace: a record nobody reads still costs ~14 % of a call to build
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file) if trace_file is not None else None)
     messaging.layer = layer

@@ -363,7 +363,9 @@ class PresencePackage:
         self.actors.pop((presentity, tag), None)
         held = self._held.get(presentity, {})
         current = held.get(tag)
-        if current is not None and current[0].expires > self.clock():
+        # "still live" to the millisecond the timers run at (the actors' ``due`` guard): one with less than
+        # half a millisecond left given to a new actor would expire at once, and be given again, forever
+        if current is not None and round((current[0].expires - self.clock()) * 1000) > 0:
             replacement = self._spawn(presentity)
             self.actors[presentity, tag] = replacement
             self._tag_of[replacement] = tag

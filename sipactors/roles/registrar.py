@@ -719,7 +719,9 @@ class Registrar:
         del self.actors[aor, contact]
         held = self._held.get(aor, {})
         binding = held.get(contact)
-        if binding is not None and binding.expires > self.clock():
+        # "still live" to the millisecond the timers run at: a binding with less than half a millisecond
+        # left restored to a new actor would start a timer due at once, and that one again, forever
+        if binding is not None and round((binding.expires - self.clock()) * 1000) > 0:
             self._spawn(aor, contact).actor_ref.tell(Restore(binding))
             return
         held.pop(contact, None)

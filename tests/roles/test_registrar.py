@@ -582,3 +582,34 @@ class RegistrarAgainstModel(RuleBasedStateMachine):
 
 
 TestRegistrarAgainstModel = RegistrarAgainstModel.TestCase
+
+
+
+class BoundedScheduler(ManualScheduler):
+    """A virtual clock that fails (RuntimeError) instead of spinning when work never ends at one instant."""
+
+    def run_until_idle(self, max_steps: int = 10_000) -> int:
+        return super().run_until_idle(max_steps)
+
+
+def test_a_binding_whose_timer_fires_a_fraction_of_a_millisecond_early_expires_once_rfc3261_10_2_2() -> None:
+    """Timers run in whole milliseconds: a binding restored with 60 000.4 ms left has its timer fire 0.4 ms
+    before its wall-clock expiry. The registrar must take that as the expiry (found by
+    tests/conformance/test_presence.py: it gave the binding to a new actor, whose timer was due at once,
+    and so on forever, at one instant of the virtual clock)."""
+    scheduler = BoundedScheduler(seed=1)
+    set_default_scheduler(scheduler)
+    try:
+        store = MemoryStore()
+        store.locations.put(Binding("sip:alice@atlanta.com", "sip:alice@192.0.2.1", T0 + 60.0004, "c", 1))
+        clock = wall_clock(scheduler, T0)
+        registrar = Registrar(store, POLICY, Authenticator(b"k" * 32), clock, lambda n: b"s" * n)
+        changed: list[str] = []
+        registrar.observers.append(changed.append)
+        assert registrar.restore() == 1
+        scheduler.advance(60_001)
+        assert changed == ["sip:alice@atlanta.com"] and not registrar.actors
+        assert registrar.bindings("sip:alice@atlanta.com", clock()) == []
+        assert store.locations.bindings("sip:alice@atlanta.com", clock()) == []
+    finally:
+        set_default_scheduler(None)

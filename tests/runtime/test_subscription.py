@@ -30,7 +30,7 @@ from sipactors.roles.subscribe import notify_request
 from sipactors.runtime.subscription import CSEQ_RESERVE
 from sipactors.sim import ClientSubscription, Link, SimUA
 from sipactors.store import open_store
-from tests.runtime.subscription_world import ALICE, BOB, LOSSY, SERVER, World
+from tests.runtime.subscription_world import ALICE, BOB, LOSSY, SERVER, TextPackage, World
 
 EVENT = "x-test"
 
@@ -448,8 +448,34 @@ def test_restore_purges_what_expired_and_keeps_records_of_packages_not_hosted() 
     try:
         assert second.notifier.restore(second.layer) == 1  # ours; "other" waits for its package
         assert [r.id for r in store.subscriptions.all()] == sorted([record.id, "other"])
+        # the restored subscription NOTIFYs its current state (RFC 6665 §4.2.2: it may have changed while the
+        # server was down); this world's alice is a new UA that would answer 481, so nothing reaches her
+        second.network.attach(ALICE, lambda data, source: None)
         second.run(10)
         (actor,) = second.notifier.subscriptions.values()
         assert actor.state == "active" and actor.timers  # its expiry runs again, for the time left
+    finally:
+        second.close()
+
+
+def test_a_restored_active_subscription_is_notified_of_the_state_now_rfc6665_4_2_2() -> None:
+    """The resource's state may have changed while the server was down (a publication or a registration
+    that expired meanwhile is purged at the start, with nobody subscribed yet to be told): each restored
+    active subscription gets a NOTIFY with the current state, its CSeq above the last one (found by
+    tests/conformance/test_presence.py: the watcher kept the state from before the restart)."""
+    first = World()
+    subscription = first.alice.subscribe(BOB, EVENT, 600)
+    first.run(500)
+    assert [n.body for n in subscription.notifies] == [b"open"]
+    first.close()
+    second = World(store=first.store, start_ms=1000, package=TextPackage(states={BOB: "closed"}))
+    try:
+        second.alice.subscriptions[subscription.call_id, subscription.local_tag] = subscription  # the same UA
+        assert second.notifier.restore(second.layer) == 1
+        second.run(500)
+        assert [n.body for n in subscription.notifies] == [b"open", b"closed"]
+        assert subscription.states[-1].startswith("active")
+        first_cseq, second_cseq = (n.cseq.seq for n in subscription.notifies if n.cseq is not None)
+        assert second_cseq > first_cseq
     finally:
         second.close()
