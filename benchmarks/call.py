@@ -19,6 +19,7 @@ import cProfile
 import pstats
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,13 +139,8 @@ def main() -> None:
         invites = [INVITE.format(n=n).encode() + SDP for n in range(args.count)]
         acks = [IN_DIALOG.format(method="ACK", n=n, seq=1).encode() for n in range(args.count)]
         byes = [IN_DIALOG.format(method="BYE", n=n, seq=2).encode() for n in range(args.count)]
-        prepare()
-        profile = cProfile.Profile() if args.profile else None
-        completed = 0
-        started, cpu = time.perf_counter(), time.process_time()
-        if profile is not None:
-            profile.enable()
-        for first in range(0, args.count, args.batch):
+
+        def one_batch(first: int) -> int:
             calls = range(first, min(first + args.batch, args.count))
             for n in calls:
                 layer.receive(invites[n], UAC, wire)
@@ -162,15 +158,29 @@ def main() -> None:
                 if request.startswith(b"BYE"):
                     layer.receive(answer(request, "200 OK", int(request.split(b"Call-ID: ")[1].split(b"-")[0])), UAS, wire)
             scheduler.run_until_idle()
-            upstream = wire.take(UAC)
-            completed += sum(1 for data in upstream if data.startswith(b"SIP/2.0 200") and b"BYE" in data)
-        if profile is not None:
-            profile.disable()
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            return sum(1 for data in wire.take(UAC) if data.startswith(b"SIP/2.0 200") and b"BYE" in data)
+
+        timed(args, one_batch, "calls (INVITE/100/180/200/ACK/BYE/200 through the proxy)", "BYEs answered 200", "call")
         store.close()
-    print(f"{args.count:,} calls (INVITE/100/180/200/ACK/BYE/200 through the proxy): {completed:,} BYEs answered 200")
-    print(f"{elapsed:.2f} s wall, {cpu:.2f} s CPU: {1e6 * cpu / args.count:.0f} µs CPU per call "
-          f"({args.count / cpu:,.0f} calls/s on one core)")
+
+
+def timed(args: argparse.Namespace, one_batch: Callable[[int], int], what: str, done: str, unit: str) -> None:
+    """Run ``one_batch(first)`` over the count in batches, on the clock (and under cProfile with --profile),
+    and print the CPU time per ``unit``; ``one_batch`` says how many it saw completed."""
+    prepare()
+    profile = cProfile.Profile() if args.profile else None
+    completed = 0
+    started, cpu = time.perf_counter(), time.process_time()
+    if profile is not None:
+        profile.enable()
+    for first in range(0, args.count, args.batch):
+        completed += one_batch(first)
+    if profile is not None:
+        profile.disable()
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"{args.count:,} {what}: {completed:,} {done}")
+    print(f"{elapsed:.2f} s wall, {cpu:.2f} s CPU: {1e6 * cpu / args.count:.0f} µs CPU per {unit} "
+          f"({args.count / cpu:,.0f} {unit}s/s on one core)")
     if profile is not None:
         stats = pstats.Stats(profile)
         stats.sort_stats("tottime").print_stats(30)
@@ -180,13 +190,8 @@ def main() -> None:
 def message_loop(args: argparse.Namespace, layer: TransactionLayer, scheduler: ManualScheduler, wire: Wire) -> None:
     texts = [f"Hello from sipp-bench, message {n}." for n in range(args.count)]
     messages = [MESSAGE.format(n=n, length=len(text), text=text).encode() for n, text in enumerate(texts)]
-    prepare()
-    profile = cProfile.Profile() if args.profile else None
-    answered = 0
-    started, cpu = time.perf_counter(), time.process_time()
-    if profile is not None:
-        profile.enable()
-    for first in range(0, args.count, args.batch):
+
+    def one_batch(first: int) -> int:
         batch = range(first, min(first + args.batch, args.count))
         for n in batch:
             layer.receive(messages[n], UAC, wire)
@@ -194,15 +199,9 @@ def message_loop(args: argparse.Namespace, layer: TransactionLayer, scheduler: M
         for n, forwarded in zip(batch, wire.take(UAS), strict=True):
             layer.receive(answer(forwarded, "200 OK", n), UAS, wire)
         scheduler.run_until_idle()
-        answered += sum(1 for data in wire.take(UAC) if data.startswith(b"SIP/2.0 200"))
-    if profile is not None:
-        profile.disable()
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    print(f"{args.count:,} MESSAGEs through the proxy: {answered:,} answered 200")
-    print(f"{elapsed:.2f} s wall, {cpu:.2f} s CPU: {1e6 * cpu / args.count:.0f} µs CPU per MESSAGE "
-          f"({args.count / cpu:,.0f}/s on one core)")
-    if profile is not None:
-        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+        return sum(1 for data in wire.take(UAC) if data.startswith(b"SIP/2.0 200"))
+
+    timed(args, one_batch, "MESSAGEs through the proxy", "answered 200", "MESSAGE")
 
 
 if __name__ == "__main__":
