@@ -217,11 +217,16 @@ class TransactionActor(TimedActor):
         self.stop()
 
     def on_failure(self, *exc_info: Any) -> None:
-        """Contain the failure: answer 500 where a server transaction owes a final response (DESIGN §3)."""
+        """Contain the failure: answer 500 where a server transaction owes a final response (DESIGN §3); 400
+        naming the header when the TU failed on a header field validated on first access (DESIGN §2: the
+        request was malformed, not the server)."""
         request = self.tx.request
         if self.machine.server and isinstance(request, Request) and not self.final_sent:
             if request.method != "ACK":
-                self.layer.send(response_for(request, 500, "Server Internal Error"), self.peer, self.transport, self)
+                error = exc_info[1] if len(exc_info) > 1 else None
+                answer = (response_for(request, 400, error.reason_phrase) if isinstance(error, ParseError)
+                          else response_for(request, 500, "Server Internal Error"))
+                self.layer.send(answer, self.peer, self.transport, self)
         self._cancel_timers()
         self.layer.forget(self.key, self)
 

@@ -42,6 +42,8 @@ class User:
         self.requests.append(request)
         if request.method == "BOOM":
             raise RuntimeError("the TU failed")
+        if request.method == "PEEK":
+            request.header("Supported")  # validated on first access: a bad one raises ParseError
         status = self.invite_status if request.method == "INVITE" else 200
         layer.respond(key, response_for(request, status, to_tag="t1"))
 
@@ -146,6 +148,15 @@ def test_a_failing_tu_costs_only_its_transaction_a_500(world) -> None:  # type: 
     layer.receive(_request("OPTIONS", branch="z9hG4bKp"), PEER)
     scheduler.run_until_idle()
     assert wire.statuses().count(200) == 2
+
+
+def test_a_header_the_tu_finds_malformed_gets_400_naming_it_not_500(world) -> None:  # type: ignore[no-untyped-def]
+    scheduler, wire, user, layer, trace = world
+    layer.receive(_request("PEEK", branch="z9hG4bKpk").replace(b"Content-Length", b"Supported: a b c\r\nContent-Length"), PEER)
+    scheduler.run_until_idle()
+    answers = [data for data, _ in wire.sent if data.startswith(b"SIP/2.0")]
+    assert len(answers) == 1 and answers[0].startswith(b"SIP/2.0 400 Bad Supported header")
+    assert scheduler.failures == 1 and layer.server == {}
 
 
 def test_client_transaction_retransmits_and_times_out_on_the_virtual_clock(world) -> None:  # type: ignore[no-untyped-def]
