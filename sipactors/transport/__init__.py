@@ -102,15 +102,19 @@ class UdpTransport(asyncio.DatagramProtocol):
         direct = self._direct
         if direct is None:
             return
+        recvfrom, deliver = direct.recvfrom, self.deliver
         for _ in range(64):
             try:
-                data, addr = direct.recvfrom(65_536)
+                data, addr = recvfrom(65_536)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as error:  # (an ICMP error reported on the socket): nothing was received
                 log.debug("UDP receive: %s", error)
                 return
-            self.datagram_received(data, addr)
+            if len(data) > Limits.max_datagram or data[:1] in (b"", b"\r", b"\n"):
+                self.datagram_received(data, addr)  # the rare cases, checked there
+            else:  # an IPv4 address is (host, port) already; IPv6 adds flow info and scope
+                deliver(data, addr if len(addr) == 2 else (addr[0], addr[1]), self)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         source = (str(addr[0]), int(addr[1]))
