@@ -53,6 +53,10 @@ class Limits:
     max_body = 1_048_576  # TCP: Content-Length above this closes the connection
     idle_seconds = 120.0  # TCP: a connection silent this long is closed
     connect_seconds = 10.0  # TCP: opening a connection that takes longer fails (a transport error)
+    # UDP: the receive buffer asked for (Linux doubles it, capped by net.core.rmem_max): room for a burst of
+    # a few hundred requests while the one scheduler thread is busy, where the default (208 KiB in the
+    # kernel's count) drops datagrams a client must then retransmit. Kamailio asks for the same 256 KiB.
+    udp_receive_buffer = 262_144
 
 
 def response_destination(via: Via, source: Address) -> Address:
@@ -84,6 +88,10 @@ class UdpTransport(asyncio.DatagramProtocol):
         # asyncio exposes its socket only as a TransportSocket, which cannot send: a duplicate descriptor
         # of the same socket (same port, same non-blocking mode) can
         self._direct = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        try:
+            self._direct.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, Limits.udp_receive_buffer)
+        except OSError as error:  # (a platform without it): the default buffer still works
+            log.info("UDP receive buffer left at the default: %s", error)
 
     def connection_lost(self, exc: Exception | None) -> None:
         direct, self._direct = self._direct, None

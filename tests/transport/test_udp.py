@@ -15,7 +15,7 @@ import pykka
 import pytest
 
 from sipactors.runtime import ThreadScheduler
-from sipactors.transport import UdpTransport
+from sipactors.transport import Limits, UdpTransport
 
 
 @pytest.fixture
@@ -107,3 +107,10 @@ def test_read_on_the_scheduler_delivers_every_datagram_on_its_thread_and_none_on
         assert later.get(timeout=5) and got[-1][0] == b"OPTIONS last" and got[-1][2]
     finally:
         scheduler.stop()
+
+
+def test_the_listening_socket_asks_for_a_receive_buffer_that_holds_a_burst(udp) -> None:  # type: ignore[no-untyped-def]
+    loop, protocol, endpoint, peer = udp
+    with open("/proc/sys/net/core/rmem_max") as limit:  # Linux doubles what is asked, up to twice rmem_max
+        expected = 2 * min(Limits.udp_receive_buffer, int(limit.read()))
+    assert endpoint.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == expected
