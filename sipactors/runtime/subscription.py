@@ -361,7 +361,7 @@ class SubscriptionActor(TimedActor):
         if not self._ended:
             self._ended = True
             self.notifier.ended(self)
-        self.stop()
+        self.stop_now()
 
     def on_failure(self, *exc_info: Any) -> None:
         self._cancel_timers()

@@ -60,7 +60,7 @@ class OwnedActor(TimedActor):
     def _end(self) -> None:
         """The machine is over, or failed: cancel the timers, tell the owner, stop."""
         self._forget()
-        self.stop()
+        self.stop_now()
 
     def _forget(self) -> None:
         self._cancel_timers()

@@ -214,7 +214,7 @@ class TransactionActor(TimedActor):
     def _terminated(self, effect: Terminated) -> None:
         self._cancel_timers()
         self.layer.forget(self.key, self)
-        self.stop()
+        self.stop_now()
 
     def on_failure(self, *exc_info: Any) -> None:
         """Contain the failure: answer 500 where a server transaction owes a final response (DESIGN §3); 400
