@@ -299,7 +299,7 @@ class PresencePackage:
         if outcome.kind == "remove":
             if actor is not None:
                 self._tag_of.pop(actor, None)
-                actor.actor_ref.tell(Remove())
+                actor.tell(Remove())
         else:
             assert publication is not None
             message = {"publish": Publish, "refresh": Refresh, "modify": Modify}[outcome.kind or ""]
@@ -308,7 +308,7 @@ class PresencePackage:
                 message = Publish if outcome.kind == "publish" else Restore
             self.actors[presentity, publication.etag] = actor
             self._tag_of[actor] = publication.etag
-            actor.actor_ref.tell(message(publication))
+            actor.tell(message(publication))
         if not held:
             self._held.pop(presentity, None)
         self._changed(presentity, before)
@@ -337,7 +337,7 @@ class PresencePackage:
             actor = self._spawn(publication.presentity)
             self.actors[publication.presentity, publication.etag] = actor
             self._tag_of[actor] = publication.etag
-            actor.actor_ref.tell(Restore(publication))
+            actor.tell(Restore(publication))
             restored += 1
         return restored
 
@@ -369,7 +369,7 @@ class PresencePackage:
             replacement = self._spawn(presentity)
             self.actors[presentity, tag] = replacement
             self._tag_of[replacement] = tag
-            replacement.actor_ref.tell(Restore(current[0]))
+            replacement.tell(Restore(current[0]))
             return
         before = self.document(presentity)
         held.pop(tag, None)

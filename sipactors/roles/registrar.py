@@ -666,13 +666,13 @@ class Registrar:
                 if isinstance(change, Put) and contact == target:
                     refreshed = actor  # the same contact, spelt the same: its actor refreshes it
                 else:
-                    actor.actor_ref.tell(removal)
+                    actor.tell(removal)
             if isinstance(change, Put):
                 binding = change.binding
                 held[binding.contact] = binding
                 actor = refreshed or self._spawn(aor, binding.contact)
                 self.actors[aor, binding.contact] = actor
-                actor.actor_ref.tell(Register(binding))
+                actor.tell(Register(binding))
         if not held:
             del self._held[aor]
 
@@ -695,7 +695,7 @@ class Registrar:
         for aor in locations.all_aors(now):
             for binding in locations.bindings(aor, now):
                 self._held.setdefault(aor, {})[binding.contact] = binding
-                self._spawn(aor, binding.contact).actor_ref.tell(Restore(binding))
+                self._spawn(aor, binding.contact).tell(Restore(binding))
                 restored += 1
         return restored
 
@@ -722,7 +722,7 @@ class Registrar:
         # "still live" to the millisecond the timers run at: a binding with less than half a millisecond
         # left restored to a new actor would start a timer due at once, and that one again, forever
         if binding is not None and round((binding.expires - self.clock()) * 1000) > 0:
-            self._spawn(aor, contact).actor_ref.tell(Restore(binding))
+            self._spawn(aor, contact).tell(Restore(binding))
             return
         held.pop(contact, None)
         if not held:

@@ -164,7 +164,7 @@ class Messaging:
         device = min(bindings, key=Binding.order_key)
         actor: DeliveryActor = DeliveryActor.spawn(self, self.layer, aor, device, waiting, next(self._serial))
         self.deliveries[aor] = actor
-        actor.actor_ref.tell(_Start())
+        actor.tell(_Start())
 
     def ended(self, actor: DeliveryActor) -> None:
         if self.deliveries.get(actor.aor) is actor:
@@ -273,7 +273,7 @@ class DeliveryActor(ScheduledActor):
         request = delivery_request(message, f"{layer.new_tag()}{layer.new_tag()}@{host}", layer.new_tag())
         self.plan = Plan(request, ((self.target,),), layer.new_tag(), False)
         self.outgoing = forward_request(self.plan, self.target, policy, 1)
-        found = next_hop(layer, self.owner.proxy, self.target, self.outgoing, self.actor_ref.tell)
+        found = next_hop(layer, self.owner.proxy, self.target, self.outgoing, self.tell)
         if found is not None:
             self._send(found)
 
@@ -284,7 +284,7 @@ class DeliveryActor(ScheduledActor):
         usable = reachable(list(found.targets), self.layer.transports, self.target)
         if not usable:  # §16.9: no next hop: the device cannot be reached now; a later registration may say better
             self.key = ("unreachable", self.serial)
-            self.actor_ref.tell(Answered(self.key, 503))
+            self.tell(Answered(self.key, 503))
             return
         transport = usable[0].transport
         if transport != self.outgoing.via[0].transport.upper():  # its Via names the transport it goes over
@@ -293,7 +293,7 @@ class DeliveryActor(ScheduledActor):
 
     def _end(self) -> None:
         self.owner.ended(self)
-        self.stop()
+        self.stop_now()
 
     def on_failure(self, *exc_info: Any) -> None:
         """Contain the failure (DESIGN §3): what is still stored stays for the next registration."""
@@ -304,10 +304,10 @@ class DeliveryActor(ScheduledActor):
     #    scheduler thread by the transaction actor: it only tells this actor ----------------------------
     def response(self, layer: Any, key: Any, response: Response) -> None:
         if response.status >= 200:
-            self.actor_ref.tell(Answered(key, response.status))
+            self.tell(Answered(key, response.status))
 
     def timeout(self, layer: Any, key: Any) -> None:
-        self.actor_ref.tell(Answered(key, 408))
+        self.tell(Answered(key, 408))
 
     def transport_error(self, layer: Any, key: Any) -> None:
-        self.actor_ref.tell(Answered(key, 503))
+        self.tell(Answered(key, 503))

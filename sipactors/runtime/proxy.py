@@ -206,7 +206,7 @@ class ProxyContext(TimedActor):
     def _forward(self, effect: Forward) -> None:
         branch: Branch = effect.branch
         assert branch.request is not None
-        found = next_hop(self.layer, self.owner, branch.target, branch.request, self.actor_ref.tell, branch.index)
+        found = next_hop(self.layer, self.owner, branch.target, branch.request, self.tell, branch.index)
         if found is not None:
             if found.error is not None:
                 log.info("branch %s of %s: %s", branch.index, self.actor_id, found.error)
@@ -218,10 +218,10 @@ class ProxyContext(TimedActor):
         §21.4.4; 503 when DNS did not answer, §16.9)."""
         usable = reachable(targets, self.layer.transports, branch.target)
         if branch.cancel_wanted:  # CANCELled before it was sent: it ends as the CANCEL would end it
-            self.actor_ref.tell(BranchFailed(branch.index, 487))
+            self.tell(BranchFailed(branch.index, 487))
             return
         if not usable:  # §16.9 / RFC 3263 §4.3: nowhere to send it
-            self.actor_ref.tell(BranchFailed(branch.index, unresolved if not targets else 503))
+            self.tell(BranchFailed(branch.index, unresolved if not targets else 503))
             return
         assert branch.request is not None
         destination, transport = usable[0].address, self.layer.transports[usable[0].transport]
@@ -256,7 +256,7 @@ class ProxyContext(TimedActor):
 
     def _terminated(self, effect: Terminated) -> None:
         self._end()
-        self.stop()
+        self.stop_now()
 
     def _end(self) -> None:
         self._cancel_timers()
@@ -386,7 +386,7 @@ class Proxy:
             return
         context: ProxyContext = ProxyContext.spawn(self, layer, key, decision, layer.new_tag(), next(self.serial))
         self.contexts[key] = context
-        context.actor_ref.tell(START)
+        context.tell(START)
 
     def cancel(self, layer: Any, key: Any, cancel: Request) -> None:
         """§16.10: a CANCEL matching an INVITE server transaction gets 200 and cancels its context; 481 otherwise."""
@@ -399,7 +399,7 @@ class Proxy:
         layer.respond(key, response_for(cancel, 200, to_tag=layer.new_tag()))
         context = self.contexts.get(target)
         if context is not None:
-            context.actor_ref.tell(CANCEL)
+            context.tell(CANCEL)
 
     def ack(self, layer: Any, request: Request, source: Any) -> None:
         """§16.11: the ACK for a 2xx, forwarded statelessly along its route set."""
@@ -446,7 +446,7 @@ class Proxy:
         if owner is not None:
             context, index = owner
             if index is not None:
-                context.actor_ref.tell(BranchResponse(index, response))
+                context.tell(BranchResponse(index, response))
             return
         cseq = response.cseq
         if 200 <= response.status < 300 and cseq is not None and cseq.method == "INVITE":
@@ -471,7 +471,7 @@ class Proxy:
     def _failed(self, key: Any, status: int) -> None:
         owner = self.branches.get(key)
         if owner is not None and owner[1] is not None:
-            owner[0].actor_ref.tell(BranchFailed(owner[1], status))
+            owner[0].tell(BranchFailed(owner[1], status))
 
     def ended(self, context: ProxyContext) -> None:
         if self.contexts.get(context.server_key) is context:
