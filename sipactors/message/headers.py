@@ -257,8 +257,10 @@ def _address(match: re.Match[str], header: str, with_params: bool = True) -> Nam
     scheme = first_group(match, "scheme")
     in_brackets = match.group("uri") is not None
     if scheme is not None:
+        host = first_group(match, "host")
+        assert host is not None  # the grammar's SIP-URI has a host wherever it has a scheme
         uri: URI = _sip_uri(
-            scheme, first_group(match, "userinfo"), first_group(match, "host"), first_group(match, "port"),
+            scheme, first_group(match, "userinfo"), host, first_group(match, "port"),
             match.group("uparams"), match.group("uheaders"), header,
         )
     else:
@@ -400,10 +402,10 @@ def _fast_addresses(text: str, header: str, many: bool) -> list[NameAddr] | None
             pos = separator.end()
             continue
         if rest:
-            params = _checked_params(rest, header, header.lower())
-            if params is None:
+            checked = _checked_params(rest, header, header.lower())
+            if checked is None:
                 return None
-            addresses.append(base.with_params(params) if params else base)
+            addresses.append(base.with_params(checked) if checked else base)
         else:
             addresses.append(base)
         if comma < 0:
@@ -574,7 +576,8 @@ def _hole_token() -> Callable[[str], Any]:
     global _HOLE_TOKEN
     if _HOLE_TOKEN is None:
         checks = syntax().param_checks
-        if not checks[("via", "branch")][0] == checks[("from", "tag")][0] == checks[("to", "tag")][0] == "TOKEN":
+        holes = (checks[("via", "branch")], checks[("from", "tag")], checks[("to", "tag")])
+        if any(check is None or check[0] != "TOKEN" for check in holes):
             raise AssertionError("grammar/sip-syntax.lark no longer makes branch and tag TOKENs (rulings R22)")
         _HOLE_TOKEN = syntax().token.fullmatch
     return _HOLE_TOKEN

@@ -215,10 +215,10 @@ class ThreadScheduler(Scheduler):
             end.setblocking(False)
         self._selector.register(self._wake_in, selectors.EVENT_READ, None)
         self._watched = 0
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._worker_thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._worker = -1  # the worker's thread ident, once it runs
         self._started = threading.Event()
-        self._thread.start()
+        self._worker_thread.start()
         self._started.wait()
 
     def now(self) -> float:
@@ -268,8 +268,8 @@ class ThreadScheduler(Scheduler):
         self._stopping = True
         self._sleeping = True  # wake it whatever it is doing
         self._wake()
-        self._thread.join(timeout)
-        if not self._thread.is_alive():
+        self._worker_thread.join(timeout)
+        if not self._worker_thread.is_alive():
             self._selector.close()
             self._wake_in.close()
             self._wake_out.close()

@@ -129,7 +129,7 @@ class TransactionActor(TimedActor):
 
     def _received(self, event: Received) -> None:
         message = event.message
-        if type(message) is Request:
+        if isinstance(message, Request):
             kind = self.machine.name
             name = "recv_ack" if message.method == "ACK" else ("recv_invite" if kind == "invite_server" else "recv_request")
         else:
@@ -142,7 +142,7 @@ class TransactionActor(TimedActor):
 
     def _from_tu(self, event: FromTU) -> None:
         message = event.message
-        if type(message) is Request:
+        if isinstance(message, Request):
             self.step("tu_request", message)
         else:
             self.step(_response_event(self.machine.name, message.status, "tu"), message)
