@@ -153,9 +153,9 @@ def parse_header_params(text: str | None, header: str, context: str | None = Non
         match = pattern.match(text, pos)
         if match is None:
             raise ParseError("malformed parameter", header=header, rule="generic-param")
-        value = match.group("value")
+        found: str | None = match.group("value")  # typeshed says str; an absent group is None
         name = match.group("name")
-        item_value = value.strip(" \t") if value is not None else None
+        item_value = found.strip(" \t") if found is not None else None
         _check_param(sx, context, name, item_value, header)
         items.append((name, item_value))
         pos = match.end()
@@ -266,7 +266,7 @@ def _address(match: re.Match[str], header: str, with_params: bool = True) -> Nam
     else:
         uri = parse_uri(match.group("uri") if in_brackets else match.group("bare"), header)
     if in_brackets:
-        display = match.group("display")
+        display: str | None = match.group("display")
         if display is not None:
             display = display.strip(" \t\r\n")  # LWS around it belongs to the separators
         return NameAddr(uri, display, params, True)
@@ -425,7 +425,7 @@ def _walk_params(text: str, pos: int, header: str) -> tuple[Params, int] | None:
         if match is None:
             return Params(tuple(items)), pos
         name = match.group("name")
-        value = match.group("value")
+        value: str | None = match.group("value")  # typeshed says str; an absent group is None
         item_value = value.strip(" \t") if value is not None else None
         _check_param(sx, header.lower(), name, item_value, header)
         items.append((name, item_value))
@@ -446,7 +446,7 @@ def _fast_via(text: str, header: str) -> list[Via] | None:
             match = syntax().via_head.fullmatch(head)
             if match is None:
                 return None
-            port_text = match.group("port")
+            port_text: str | None = match.group("port")
             parts = (
                 match.group("protocol"), match.group("version"), match.group("transport").upper(),
                 match.group("host"), int(port_text) if port_text else None,
@@ -593,7 +593,7 @@ def _general_via(text: str, header: str) -> list[Via]:
     sx = syntax()
     vias = []
     for match in _elements(sx.via_parm, text, header, "via-parm"):
-        port = match.group("port")
+        port: str | None = match.group("port")
         vias.append(
             Via(
                 match.group("transport").upper(),

@@ -27,7 +27,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from pykka import Actor, ActorDeadError, ActorRef, Timeout
+from mypy_extensions import mypyc_attr
+from pykka import ActorDeadError, ActorRef, Timeout
+from pykka._actor import Actor  # from its module: a compiled subclass imports its base's module by name
 from pykka._envelope import Envelope
 from pykka._threading import ThreadingFuture
 
@@ -51,6 +53,7 @@ def default_scheduler() -> Scheduler:
     return _default
 
 
+@mypyc_attr(native_class=False, allow_interpreted_subclasses=True)  # a pykka future
 class ScheduledFuture(ThreadingFuture[Any]):
     """A pykka future with done-callbacks that never blocks a scheduler thread."""
 
@@ -211,6 +214,7 @@ def _urn(number: int) -> str:
     return f"{_URN_PREFIX}{number & 0xFFFFFFFFFFFF:012x}"
 
 
+@mypyc_attr(native_class=False, allow_interpreted_subclasses=True)  # a pykka actor: every runtime actor subclasses it
 class ScheduledActor(Actor):
     """A pykka actor that runs in slices on a shared ``Scheduler``."""
 

@@ -24,6 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from mypy_extensions import mypyc_attr
+
 __all__ = ["ManualScheduler", "Runnable", "Scheduler", "ThreadScheduler", "TimerHandle"]
 
 log = logging.getLogger("sipactors.scheduler")
@@ -58,6 +60,7 @@ def _nothing() -> None:
     pass
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # so that ManualScheduler may have them
 class Scheduler:
     """What actors and timers need from a scheduler."""
 
@@ -126,6 +129,7 @@ class Scheduler:
             log.exception("contained a failure on the scheduler")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests bound its run_until_idle
 class ManualScheduler(Scheduler):
     """Deterministic: a virtual clock, and ready actors run in FIFO order or a seeded shuffle."""
 
