@@ -266,14 +266,6 @@ class ScheduledActor(Actor):
         except Exception:
             self._handle_failure(*sys.exc_info())
 
-    def stop_now(self) -> None:
-        """Stop from inside this actor's own slice, once its machine has said Terminated: the slice ends
-        after the envelope at hand, and whatever is still in the inbox is not handled (a terminated machine
-        has nothing left to do with it; futures waiting on it fail with ``ActorDeadError``). pykka's
-        ``stop()`` queues a stop message behind that mail instead: an ``ActorRef``, an envelope and one more
-        slice per transaction, some 10 % of the CPU time a transaction's end costs."""
-        self._stop()
-
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> ActorRef[Any]:  # type: ignore[override]
         """As pykka's, without registering in ``ActorRegistry`` (the runtime keeps its own dicts)."""
