@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test lint grammar bench bench-options clean
+.PHONY: run test compiled test-compiled lint grammar bench bench-options clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,16 @@ run: $(BIN)/.installed
 ## The whole test suite (needs ../shared beside the checkout, as in CI).
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
+
+## The optional compiled build: mypyc compiles the hot path in place (setup.py, [tool.sipactors] compiled in
+## pyproject.toml); `make clean` returns to pure Python.
+compiled: $(BIN)/.installed
+	$(BIN)/pip install --quiet 'mypy>=2.4' 'setuptools>=77'
+	SIPACTORS_MYPYC=1 $(BIN)/pip install --quiet --no-build-isolation --no-deps -e .
+
+## The test suite on the compiled build (tests/test_build.py checks that it is compiled throughout).
+test-compiled: compiled
+	SIPACTORS_MYPYC=1 $(BIN)/python -m pytest
 
 ## House style (also checked by the test suite).
 lint: $(BIN)/.installed
@@ -36,4 +46,5 @@ bench-options: $(BIN)/.installed
 	benchmarks/options.sh -n $(or $(REPS),1)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .mypy_cache
+	find sipactors -name '*.so' -delete

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
 
-from transitions import Event, EventData, Machine, State, Transition
+from mypy_extensions import mypyc_attr
+from transitions.core import Event, EventData, Machine, State, Transition
 
 from sipactors._resources import model_file
 from sipactors.fsm.effects import CancelTimer, StartTimer, Terminated
@@ -31,10 +32,12 @@ from sipactors.fsm.families import FAMILIES, Family
 __all__ = ["ProtocolError", "Run", "TableMachine", "load_model"]
 
 
+@mypyc_attr(native_class=False)  # mypyc compiles no native subclass of RuntimeError
 class ProtocolError(RuntimeError):
     """An event the table declares an error in the current state (the message names the RFC rule)."""
 
 
+@mypyc_attr(native_class=False)  # a subclass of an interpreted class (transitions)
 class _TableTransition(Transition):
     """A ``transitions`` Transition, executed as the tables configure it.
 
@@ -58,10 +61,11 @@ class _TableTransition(Transition):
             machine = event_data.machine
             setattr(event_data.model, machine.model_attribute, machine.states[self.dest].value)
         for callback in self.after:
-            callback(event_data)
+            callback(event_data)  # type: ignore[operator]  # the tables give callables, never names
         return True
 
 
+@mypyc_attr(native_class=False)  # a subclass of an interpreted class whose __init__ reads transition_cls
 class _TableMachine(Machine):
     transition_cls = _TableTransition
 

@@ -59,7 +59,8 @@ class BindingState:
 
 def _in_order(event: EventData) -> bool:
     """RFC 3261 §10.3 step 7: another Call-ID, or the same one with a higher CSeq, may update the binding."""
-    current, update = event.model.binding, event.kwargs["message"]
+    model: BindingState = event.model  # type: ignore[assignment]  # the object the machine drives
+    current, update = model.binding, event.kwargs["message"]
     return current is None or update.call_id != current.call_id or update.cseq > current.cseq
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 from sipactors.fsm.base import Run, TableMachine, load_model
 from sipactors.fsm.families import DELIVERY
@@ -68,7 +68,7 @@ class DeliveryMachine(TableMachine):
     """The machine of the delivery family, shared by every stored message."""
 
     family = DELIVERY
-    guards: dict[str, Any] = {}
+    guards: ClassVar[dict[str, Any]] = {}
 
     def new(self, message: StoredMessage) -> DeliveryState:
         return DeliveryState(message, self.model["initial"])

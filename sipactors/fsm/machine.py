@@ -66,11 +66,13 @@ class Transaction:
 
 
 def _reliable(event: EventData) -> bool:
-    return bool(event.model.reliable)
+    transaction: Transaction = event.model  # type: ignore[assignment]  # the object the machine drives
+    return transaction.reliable
 
 
 def _unreliable(event: EventData) -> bool:
-    return not event.model.reliable
+    transaction: Transaction = event.model  # type: ignore[assignment]  # the object the machine drives
+    return not transaction.reliable
 
 
 class KindMachine(TableMachine):

@@ -48,7 +48,8 @@ class ContextState:
 
 def _final(event: EventData) -> tuple[ResponseContext, Branch, Any]:
     message: BranchEvent = event.kwargs["message"]
-    return event.model.context, message.branch, message.response
+    model: ContextState = event.model  # type: ignore[assignment]  # the object the machine drives
+    return model.context, message.branch, message.response
 
 
 def _six_hundred_pending(event: EventData) -> bool:

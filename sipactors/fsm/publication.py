@@ -67,7 +67,8 @@ class PublicationState:
 def _due(event: EventData) -> bool:
     """The expiry has come to the millisecond the timers run at (a remainder that rounds to 0 ms would start
     a timer due at once, forever)."""
-    publication = event.model.publication
+    model: PublicationState = event.model  # type: ignore[assignment]  # the object the machine drives
+    publication = model.publication
     return publication is None or round((publication.expires - event.kwargs["now"]) * 1000) <= 0
 
 

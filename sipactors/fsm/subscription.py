@@ -120,7 +120,8 @@ def _blocked(event: EventData) -> bool:
 
 def _in_order(event: EventData) -> bool:
     """RFC 3261 §12.2.2: a request whose CSeq is above the remote sequence number."""
-    return bool(event.kwargs["message"].cseq > event.model.remote_cseq)
+    dialog: DialogState = event.model  # type: ignore[assignment]  # the object the machine drives
+    return bool(event.kwargs["message"].cseq > dialog.remote_cseq)
 
 
 def _out_of_order(event: EventData) -> bool:

@@ -47,8 +47,8 @@ class SipGrammar:
     """The definitions of a Lark grammar, ready to be inlined into regular expressions."""
 
     text: str
-    rules: dict[str, Tree] = field(default_factory=dict)
-    terminals: dict[str, Tree] = field(default_factory=dict)
+    rules: dict[str, Tree | Token] = field(default_factory=dict)
+    terminals: dict[str, Tree | Token] = field(default_factory=dict)
     param_checks: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     @classmethod
@@ -136,16 +136,16 @@ class _Deriver:
                 return atom
             if isinstance(op, Token) and op.type == "OP":
                 return f"(?:{atom}){op}"
-            low = int(children[1])
-            high = int(children[2]) if len(children) > 2 and children[2] is not None else low
+            low = int(str(children[1]))
+            high = int(str(children[2])) if len(children) > 2 and children[2] is not None else low
             return f"(?:{atom}){{{low},{high}}}"
         if kind == "maybe":
             return f"(?:{self.node(children[0])})?"
         if kind == "literal":
-            return _literal(children[0])
+            return _literal(children[0])  # type: ignore[arg-type]  # a literal's child is its token
         if kind == "literal_range":
-            low, high = (_string_value(c) for c in children)
-            return f"[{re.escape(low)}-{re.escape(high)}]"
+            first, last = (_string_value(c) for c in children)  # type: ignore[arg-type]  # two STRING tokens
+            return f"[{re.escape(first)}-{re.escape(last)}]"
         if kind == "name":
             return self.node(children[0])
         raise DeriveError(f"grammar construct {kind!r} is not supported by the hot-path derivation")

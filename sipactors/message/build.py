@@ -4,6 +4,8 @@ randomness, as the sans-IO core must not)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sipactors.message.message import _UNSET, HeaderField, Request, Response
 
 __all__ = ["REASON_PHRASES", "ack_for", "response_for"]
@@ -29,7 +31,7 @@ REASON_PHRASES = {
 
 def response_for(
     request: Request, status: int, reason: str | None = None, *, to_tag: str | None = None,
-    headers: list[tuple[str, object]] | None = None, body: bytes = b"",
+    headers: Sequence[tuple[str, object]] | None = None, body: bytes = b"",
 ) -> Response:
     """A response to ``request`` (RFC 3261 §8.2.6.2): its Via lines, From, To, Call-ID and CSeq copied, a
     To tag added when ``to_tag`` is given and the To has none (never for 100 Trying), then ``headers``.

@@ -153,9 +153,9 @@ def parse_header_params(text: str | None, header: str, context: str | None = Non
         match = pattern.match(text, pos)
         if match is None:
             raise ParseError("malformed parameter", header=header, rule="generic-param")
-        value = match.group("value")
+        found: str | None = match.group("value")  # typeshed says str; an absent group is None
         name = match.group("name")
-        item_value = value.strip(" \t") if value is not None else None
+        item_value = found.strip(" \t") if found is not None else None
         _check_param(sx, context, name, item_value, header)
         items.append((name, item_value))
         pos = match.end()
@@ -257,14 +257,16 @@ def _address(match: re.Match[str], header: str, with_params: bool = True) -> Nam
     scheme = first_group(match, "scheme")
     in_brackets = match.group("uri") is not None
     if scheme is not None:
+        host = first_group(match, "host")
+        assert host is not None  # the grammar's SIP-URI has a host wherever it has a scheme
         uri: URI = _sip_uri(
-            scheme, first_group(match, "userinfo"), first_group(match, "host"), first_group(match, "port"),
+            scheme, first_group(match, "userinfo"), host, first_group(match, "port"),
             match.group("uparams"), match.group("uheaders"), header,
         )
     else:
         uri = parse_uri(match.group("uri") if in_brackets else match.group("bare"), header)
     if in_brackets:
-        display = match.group("display")
+        display: str | None = match.group("display")
         if display is not None:
             display = display.strip(" \t\r\n")  # LWS around it belongs to the separators
         return NameAddr(uri, display, params, True)
@@ -400,10 +402,10 @@ def _fast_addresses(text: str, header: str, many: bool) -> list[NameAddr] | None
             pos = separator.end()
             continue
         if rest:
-            params = _checked_params(rest, header, header.lower())
-            if params is None:
+            checked = _checked_params(rest, header, header.lower())
+            if checked is None:
                 return None
-            addresses.append(base.with_params(params) if params else base)
+            addresses.append(base.with_params(checked) if checked else base)
         else:
             addresses.append(base)
         if comma < 0:
@@ -423,7 +425,7 @@ def _walk_params(text: str, pos: int, header: str) -> tuple[Params, int] | None:
         if match is None:
             return Params(tuple(items)), pos
         name = match.group("name")
-        value = match.group("value")
+        value: str | None = match.group("value")  # typeshed says str; an absent group is None
         item_value = value.strip(" \t") if value is not None else None
         _check_param(sx, header.lower(), name, item_value, header)
         items.append((name, item_value))
@@ -444,7 +446,7 @@ def _fast_via(text: str, header: str) -> list[Via] | None:
             match = syntax().via_head.fullmatch(head)
             if match is None:
                 return None
-            port_text = match.group("port")
+            port_text: str | None = match.group("port")
             parts = (
                 match.group("protocol"), match.group("version"), match.group("transport").upper(),
                 match.group("host"), int(port_text) if port_text else None,
@@ -574,7 +576,8 @@ def _hole_token() -> Callable[[str], Any]:
     global _HOLE_TOKEN
     if _HOLE_TOKEN is None:
         checks = syntax().param_checks
-        if not checks[("via", "branch")][0] == checks[("from", "tag")][0] == checks[("to", "tag")][0] == "TOKEN":
+        holes = (checks[("via", "branch")], checks[("from", "tag")], checks[("to", "tag")])
+        if any(check is None or check[0] != "TOKEN" for check in holes):
             raise AssertionError("grammar/sip-syntax.lark no longer makes branch and tag TOKENs (rulings R22)")
         _HOLE_TOKEN = syntax().token.fullmatch
     return _HOLE_TOKEN
@@ -590,7 +593,7 @@ def _general_via(text: str, header: str) -> list[Via]:
     sx = syntax()
     vias = []
     for match in _elements(sx.via_parm, text, header, "via-parm"):
-        port = match.group("port")
+        port: str | None = match.group("port")
         vias.append(
             Via(
                 match.group("transport").upper(),

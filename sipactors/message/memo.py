@@ -12,6 +12,7 @@ Values must be immutable: every message that hits receives the same object.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 __all__ = ["Memo"]
@@ -21,11 +22,11 @@ class Memo:
     __slots__ = ("young", "old", "limit")
 
     def __init__(self, limit: int = 4096) -> None:
-        self.young: dict[str, Any] = {}
-        self.old: dict[str, Any] = {}
+        self.young: dict[Hashable, Any] = {}
+        self.old: dict[Hashable, Any] = {}
         self.limit = limit
 
-    def get(self, key: str) -> Any:
+    def get(self, key: Hashable) -> Any:
         value = self.young.get(key)
         if value is None:
             value = self.old.get(key)
@@ -33,7 +34,7 @@ class Memo:
                 self.put(key, value)
         return value
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: Hashable, value: Any) -> None:
         young = self.young
         if len(young) >= self.limit:
             self.old = young

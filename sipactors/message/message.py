@@ -434,7 +434,9 @@ def split_head(data: bytes, stream: bool = False) -> Head:
         # A datagram whose last header line ends the datagram: the empty line is implied (rulings R9).
         end = len(data) - 2
         body_offset = len(data)
-    text = data[start:end].decode("latin-1")
+    # max(): the CRLFs ignored may overlap the implied empty line (b"\r\n\r\n"); the compiled build's bytes
+    # slice does not clamp an end before the start as Python's does (mypyc: SystemError).
+    text = data[start : max(start, end)].decode("latin-1")
     lines = text.split("\r\n")
     start_line = lines[0]
     breaks = len(lines) - 1

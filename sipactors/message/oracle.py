@@ -152,7 +152,7 @@ class _Builder:
             str(_tok(start, "SIP_VERSION")), head.start_raw,
         )
 
-    def header(self, tree: Tree, raw: bytes) -> HeaderField:
+    def header(self, tree: Tree, raw: str) -> HeaderField:
         name = str(tree.children[0])
         value_node = tree.children[-1]
         value_text = "" if value_node is None else self.span(value_node)

@@ -6,7 +6,10 @@ written (a quoted-string keeps its quotes) so a proxy re-emits them unchanged.
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
 
+
+@mypyc_attr(native_class=False)  # mypyc compiles no subclass of tuple as a native class
 class Params(tuple[tuple[str, str | None], ...]):
     """An ordered, immutable list of ``(name, value)``; ``value`` is ``None`` for a bare name.
 

@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from sipactors.fsm import (
     BindingMachine,
     CancelTimer,
@@ -102,6 +104,7 @@ def wall_clock(scheduler: Scheduler, epoch: float) -> Callable[[], float]:
     return lambda: epoch + scheduler.now() / 1000.0
 
 
+@mypyc_attr(native_class=False)  # a pykka actor (mypyc compiles its methods, not its class)
 class BindingActor(OwnedActor):
     """One binding: its machine state, its expiry timer, and the store it keeps the binding in."""
 
@@ -163,7 +166,6 @@ class BindingActor(OwnedActor):
             self._emit({"type": "transition", "event": event, "before": before, "after": self.b.state,
                         "decision": decision["kind"], "rfc": self.machine.rfc(before, event),
                         "effects": [type(effect).__name__ for effect in effects]})
-        self._refused = None
         try:
             for effect in effects:
                 _EFFECTS[type(effect)](self, effect)
@@ -173,7 +175,10 @@ class BindingActor(OwnedActor):
             log.exception("binding %s %s: %s failed", self.b.aor, self.b.contact, event)
             self._end()
             raise
-        return Outcome(self.b.state, self.b.binding, self._refused)
+        # Read, then reset for the next step (not reset before the effects: mypy would then take the value
+        # for None after them, and the compiled build checks what mypy believes).
+        refused, self._refused = self._refused, None
+        return Outcome(self.b.state, self.b.binding, refused)
 
     def _emit(self, record: dict[str, Any]) -> None:
         if self.trace is not None:

@@ -33,6 +33,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from sipactors.fsm import CancelTimer, ProtocolError, StartTimer, Terminated
 from sipactors.fsm.effects import CancelBranch, Forward, ResetTimerC, Upstream
 from sipactors.fsm.proxy import BranchEvent, ContextState, ProxyMachine, proxy_machine
@@ -106,6 +108,7 @@ CANCEL = Cancel()
 START = Start()
 
 
+@mypyc_attr(native_class=False)  # a pykka actor (mypyc compiles its methods, not its class)
 class ProxyContext(TimedActor):
     """One response context: its machine state, its branches' Timer C, and the layer it sends through."""
 

@@ -24,6 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from mypy_extensions import mypyc_attr
+
 __all__ = ["ManualScheduler", "Runnable", "Scheduler", "ThreadScheduler", "TimerHandle"]
 
 log = logging.getLogger("sipactors.scheduler")
@@ -58,6 +60,7 @@ def _nothing() -> None:
     pass
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # so that ManualScheduler may have them
 class Scheduler:
     """What actors and timers need from a scheduler."""
 
@@ -126,6 +129,7 @@ class Scheduler:
             log.exception("contained a failure on the scheduler")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests bound its run_until_idle
 class ManualScheduler(Scheduler):
     """Deterministic: a virtual clock, and ready actors run in FIFO order or a seeded shuffle."""
 
@@ -215,10 +219,10 @@ class ThreadScheduler(Scheduler):
             end.setblocking(False)
         self._selector.register(self._wake_in, selectors.EVENT_READ, None)
         self._watched = 0
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._worker_thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._worker = -1  # the worker's thread ident, once it runs
         self._started = threading.Event()
-        self._thread.start()
+        self._worker_thread.start()
         self._started.wait()
 
     def now(self) -> float:
@@ -268,8 +272,8 @@ class ThreadScheduler(Scheduler):
         self._stopping = True
         self._sleeping = True  # wake it whatever it is doing
         self._wake()
-        self._thread.join(timeout)
-        if not self._thread.is_alive():
+        self._worker_thread.join(timeout)
+        if not self._worker_thread.is_alive():
             self._selector.close()
             self._wake_in.close()
             self._wake_out.close()

@@ -541,7 +541,7 @@ class Notifier:
 
     def _outcome(self, key: Any, status: int) -> None:
         actor = self.notifies.pop(key, None)
-        if actor is not None and not actor.actor_inbox.is_set():  # (it may have ended since: nobody to tell)
+        if actor is not None and not actor.actor_stopped.is_set():  # (it may have ended since: nobody to tell)
             actor.tell(NotifyOutcome(status))
 
     # -- NotifierHandle (sipactors.roles.events) -----------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
 from pykka._envelope import Envelope
 
 from sipactors.fsm import CancelTimer, StartTimer
@@ -24,6 +25,7 @@ class TimerFired:
     timer: str
 
 
+@mypyc_attr(native_class=False, allow_interpreted_subclasses=True)  # a pykka actor; interpreted actors subclass it
 class TimedActor(ScheduledActor):
     """A scheduled actor that carries out its machine's timer effects."""
 
@@ -48,6 +50,7 @@ class TimedActor(ScheduledActor):
         self.timers.clear()
 
 
+@mypyc_attr(native_class=False, allow_interpreted_subclasses=True)  # subclassed by interpreted actors (publications)
 class OwnedActor(TimedActor):
     """A timed actor its owner keeps in a dict (a registrar's bindings, a presence role's publications): the
     owner hears exactly once that it ended, by its method named ``owner_ended`` (DESIGN §3: a failing actor

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from sipactors.fsm import (
     CancelTimer,
     KindMachine,
@@ -99,6 +101,7 @@ def _response_event(kind: str, status: int, prefix: str) -> str:
     return f"{prefix}_200_699"
 
 
+@mypyc_attr(native_class=False)  # a pykka actor (mypyc compiles its methods, not its class)
 class TransactionActor(TimedActor):
     """One transaction: its state, its timers, and the machine of its kind."""
 
@@ -129,7 +132,7 @@ class TransactionActor(TimedActor):
 
     def _received(self, event: Received) -> None:
         message = event.message
-        if type(message) is Request:
+        if isinstance(message, Request):
             kind = self.machine.name
             name = "recv_ack" if message.method == "ACK" else ("recv_invite" if kind == "invite_server" else "recv_request")
         else:
@@ -142,7 +145,7 @@ class TransactionActor(TimedActor):
 
     def _from_tu(self, event: FromTU) -> None:
         message = event.message
-        if type(message) is Request:
+        if isinstance(message, Request):
             self.step("tu_request", message)
         else:
             self.step(_response_event(self.machine.name, message.status, "tu"), message)
@@ -244,6 +247,7 @@ _EFFECTS: dict[type, Callable[[TransactionActor, Any], None]] = {
 }
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests put a fault of ours into a subclass
 class TransactionLayer:
     """Dispatch by transaction key; the transaction actors are kept in this layer's dicts."""
 

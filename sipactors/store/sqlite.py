@@ -115,7 +115,7 @@ def _binding(row: Sequence[object]) -> Binding:
      port, updated) = row
     return Binding(
         aor=str(aor), contact=str(contact), contact_header=str(contact_header), expires=float(expires),  # type: ignore[arg-type]
-        q=None if q is None else float(q), call_id=str(call_id), cseq=int(cseq),  # type: ignore[arg-type]
+        q=None if q is None else float(q), call_id=str(call_id), cseq=int(cseq),  # type: ignore[arg-type, call-overload]
         path=tuple(json.loads(str(path))), instance=None if instance is None else str(instance),
         reg_id=None if reg_id is None else int(reg_id),  # type: ignore[call-overload]
         params=tuple((str(name), value) for name, value in json.loads(str(params))),
