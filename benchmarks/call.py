@@ -60,7 +60,7 @@ MESSAGE = (
     "Max-Forwards: 70\r\nFrom: <sip:m{n}@127.0.0.1>;tag=1m{n}\r\nTo: <sip:uas@127.0.0.1>\r\n"
     "Call-ID: {n}-1@127.0.0.1\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {length}\r\n\r\n{text}"
 )
-_ANSWERED = (b"via:", b"from:", b"to:", b"call-id:", b"cseq:", b"record-route:")
+_ANSWERED = (b"record-route:", b"from:", b"to:", b"call-id:", b"cseq:")
 
 
 class Wire:
@@ -79,10 +79,13 @@ class Wire:
         return mine
 
 
-def answer(request: bytes, status: str, n: int, contact: bool = False) -> bytes:
-    """The UAS's response to a forwarded request: its Via, From, To (tagged), Call-ID, CSeq, Record-Route."""
+def answer(request: bytes, status: str, n: int, contact: bool = False, sdp: bool = False) -> bytes:
+    """The UAS's response to a forwarded request as SIPp's ``uas.xml`` makes it: its Vias on one line
+    (``[last_Via:]`` joins them with commas), Record-Route, From, To (tagged), Call-ID, CSeq, then
+    Contact and the SDP where the scenario has them."""
     head = request.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
-    lines = [b"SIP/2.0 " + status.encode()]
+    vias = [line.split(b":", 1)[1].strip() for line in head if line[:4].lower() == b"via:"]
+    lines = [b"SIP/2.0 " + status.encode(), b"Via: " + b", ".join(vias)]
     for line in head:
         lowered = line[:14].lower()
         if lowered.startswith(_ANSWERED):
@@ -91,6 +94,9 @@ def answer(request: bytes, status: str, n: int, contact: bool = False) -> bytes:
             lines.append(line)
     if contact:
         lines.append(b"Contact: <sip:uas@127.0.0.1:5090>")
+    if sdp:
+        lines += [b"Content-Type: application/sdp", b"Content-Length:   %d" % len(SDP)]
+        return b"\r\n".join(lines) + b"\r\n\r\n" + SDP
     lines.append(b"Content-Length: 0")
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
@@ -149,8 +155,8 @@ def main() -> None:
             scheduler.run_until_idle()
             forwarded = wire.take(UAS)
             for n, invite in zip(calls, forwarded, strict=True):
-                layer.receive(answer(invite, "180 Ringing", n), UAS, wire)
-                layer.receive(answer(invite, "200 OK", n, contact=True), UAS, wire)
+                layer.receive(answer(invite, "180 Ringing", n, contact=True), UAS, wire)
+                layer.receive(answer(invite, "200 OK", n, contact=True, sdp=True), UAS, wire)
             scheduler.run_until_idle()
             for n in calls:
                 layer.receive(acks[n], UAC, wire)
