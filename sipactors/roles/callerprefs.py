@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal
 
 from sipactors.message import NameAddr, Request, ValueParams
@@ -107,10 +108,12 @@ def explicit_preferences(accept: Iterable[ValueParams], reject: Iterable[ValuePa
     return Preferences(accepted, rejected)
 
 
+@lru_cache(maxsize=64)
 def implicit_preferences(method: str, event: str | None = None) -> Preferences:
     """§7.2.2: one Accept-Contact conjunction with its require flag set and not its explicit flag, holding
     ``(sip.methods=<method>)`` (§7.2.2.1) and, for a request establishing a subscription,
-    ``(sip.events=<event package>)`` (§7.2.2.2). Both values are tokens (compared case-insensitively)."""
+    ``(sip.events=<event package>)`` (§7.2.2.2). Both values are tokens (compared case-insensitively).
+    Memoised: the preferences are immutable, and every INVITE has the same."""
     terms = [Term("sip.methods", (Filter("token", method.lower()),))]
     if event is not None:
         terms.append(Term("sip.events", (Filter("token", event.lower()),)))
@@ -131,12 +134,15 @@ def preferences_of(request: Request) -> Preferences:
 
 # -- §7.2.4: matching, scoring, ordering --------------------------------------------------------------------
 
+#: Constants, as making a ``Fraction`` costs more than the comparison it serves.
+_ZERO, _ONE = Fraction(0), Fraction(1)
+
 
 def score(accepted: Predicate, contact: Predicate) -> Fraction:
     """§7.2.4: 1/N for each of the N terms of the Accept-Contact predicate whose feature tag the contact
     predicate also has a term for. An empty Accept-Contact predicate scores 1 (R24)."""
     if not accepted.terms:
-        return Fraction(1)
+        return _ONE
     present = contact.tags
     return Fraction(sum(term.tag in present for term in accepted.terms), len(accepted.terms))
 
@@ -153,7 +159,7 @@ def _qa(preferences: Preferences, contact: Predicate) -> Fraction | None:
     if _rejected(preferences, contact):
         return None
     if not preferences.accept:
-        return Fraction(1)  # nothing asked for: no caller ordering (R24)
+        return _ONE  # nothing asked for: no caller ordering (R24)
     scores: list[Fraction] = []  # the scores of the matching set Ms
     for accepted in preferences.accept:
         if not matches(accepted.predicate, contact):
@@ -164,11 +170,11 @@ def _qa(preferences: Preferences, contact: Predicate) -> Fraction | None:
         if value < 1 and accepted.explicit:  # Figure 1
             if accepted.require:
                 return None
-            value = Fraction(0)
+            value = _ZERO
         scores.append(value)
     if not scores:
-        return Fraction(0)  # matched none of the caller's predicates: tried last in its q class (R24)
-    return sum(scores, Fraction(0)) / len(scores)  # "the arithmetic average of S1 through SM"
+        return _ZERO  # matched none of the caller's predicates: tried last in its q class (R24)
+    return sum(scores, _ZERO) / len(scores)  # "the arithmetic average of S1 through SM"
 
 
 def _by_q_then_qa(targets: list[tuple[int, Target]]) -> list[Target]:
@@ -188,7 +194,7 @@ def rank(preferences: Preferences, contacts: Sequence[tuple[NameAddr, float]]) -
     kept: list[tuple[int, Target]] = []
     for index, (contact, q) in enumerate(contacts):
         predicate = contact_predicate(contact.params)
-        qa = Fraction(1) if predicate is None else _qa(preferences, predicate)
+        qa = _ONE if predicate is None else _qa(preferences, predicate)
         if qa is not None:
             kept.append((index, Target(contact, q, qa)))
     if not kept and preferences.implicit:
