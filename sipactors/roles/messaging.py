@@ -122,7 +122,7 @@ def _expiry(request: Request, date: str | None, now: float, policy: MessagingPol
     if date is not None:
         try:
             base = parsedate_to_datetime(date).timestamp()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # an unreadable Date: the delta counts from arrival
             base = now
     return min(expiry, base + expires)
 

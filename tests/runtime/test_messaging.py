@@ -249,3 +249,31 @@ def test_an_authenticated_local_sender_is_kept_with_the_message_rfc3261_22_3() -
     assert sent.outcome is not None and sent.outcome.status == 202
     (kept,) = world.store.messages.all(0.0)
     assert kept.sender == "alice"
+
+
+def test_a_delivery_that_fails_ends_and_the_next_registration_delivers_what_is_still_stored() -> None:
+    world = _world()
+    world.alice.send("MESSAGE", BOB, body=b"kept through a fault", content_type="text/plain")
+    world.run(1000)
+    messages = world.store.messages
+    remove = messages.remove
+
+    def failing_remove(identifier: Any) -> None:  # the store fails as the 200 would delete the message
+        raise OSError("disk gone")
+
+    messages.remove = failing_remove  # type: ignore[method-assign]
+    ended: list[Any] = []
+    forget = world.messaging.ended
+    world.messaging.ended = lambda actor: (ended.append(actor), forget(actor))  # type: ignore[method-assign]
+    phone = world.device(1)
+    world.register(phone)
+    world.run(1000)
+    assert [m.body for m in _messages(phone)] == [b"kept through a fault"]
+    assert world.messaging.deliveries == {}  # the failed actor ended and was forgotten
+    assert len(ended) == 1 and ended[0].actor_stopped.is_set()  # and stopped: no mail reaches it any more
+    assert world.scheduler.failures == 1  # one failure, contained by the actor (the server goes on)
+    messages.remove = remove  # type: ignore[method-assign]
+    world.register(phone)  # the next registration starts a new delivery
+    world.run(1000)
+    assert [m.body for m in _messages(phone)] == [b"kept through a fault"] * 2
+    assert messages.all(0.0) == []
