@@ -342,8 +342,9 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         apply_lists(store.lists, config.presence_lists, local_domains(domains))
     except ValueError as error:
         raise SystemExit(f"sipactors serve: [[presence.list]]: {error}") from None
-    # REGISTERs are committed in groups on a writer thread; their 200s go out from the scheduler thread.
-    committer = committer_for(store, scheduler.submit)
+    # REGISTERs are committed in groups on a writer thread, a group per turn of the scheduler's work; their
+    # 200s go out from the scheduler thread.
+    committer = committer_for(store, scheduler.submit, scheduler.at_turn_end)
     registrar = Registrar(
         store, RegistrarPolicy(domains, min_expires=config.min_expires, max_expires=config.max_expires),
         Authenticator(os.urandom(32), DigestPolicy(algorithms=config.digest_algorithms)), time.time, os.urandom,

@@ -241,8 +241,8 @@ class ListPackage:
 
     def member_changed(self, event: str, resource: str) -> None:
         """The inner package said ``resource`` changed: each list holding it changed in that member only."""
-        if event != self.event:
-            return
+        if event != self.event or not self._subscriptions:
+            return  # no list has a subscriber (every live one is here, restored ones too): nobody to tell
         for list_uri in self.lists.containing(resource):
             self.handle.notifier.changed(self.event, list_uri, frozenset({resource}))
 

@@ -71,6 +71,7 @@ class Scheduler:
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._sequence = itertools.count()
         self._compact_above = _COMPACT_MIN  # heap size at which cancelled handles are swept out
+        self._turn_end: list[Callable[[], None]] = []  # run once when the current turn of work ends
         self.failures = 0  # exceptions that escaped an actor's slice (each one is logged by the actor)
 
     def now(self) -> float:
@@ -93,6 +94,18 @@ class Scheduler:
         """Run ``callback`` on the scheduler soon; callable from any thread. Unlike ``call_later`` there is
         no handle (it cannot be cancelled), which lets a threaded scheduler take it without its lock."""
         self.call_later(0, callback)
+
+    def at_turn_end(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once, on the scheduler, when the work at hand is done: when no actor is ready,
+        or (under a load that never lets the queue drain) after ``turn_slices`` slices. Called on the
+        scheduler only. A group committer hands its batch to the writer then, so the REGISTERs of one burst
+        share a transaction instead of the writer taking them one by one as each arrives."""
+        self._turn_end.append(callback)
+
+    def _end_turn(self) -> None:
+        callbacks, self._turn_end = self._turn_end, []
+        for callback in callbacks:
+            self._contained(callback)
 
     def _compact(self) -> None:
         """Drop cancelled handles from the heap. Each REGISTER refresh cancels an expiry timer that would
@@ -173,7 +186,10 @@ class ManualScheduler(Scheduler):
             if timers and timers[0][0] <= self._now:
                 self._run_due_timers(self._now)
             if not self.step():
-                return steps
+                if not self._turn_end:
+                    return steps
+                self._end_turn()  # (it may make work: then the loop goes on)
+                continue
             steps += 1
         raise RuntimeError(f"still busy after {max_steps} slices: a message loop?")
 
@@ -204,6 +220,7 @@ class ThreadScheduler(Scheduler):
     """
 
     poll_every = 8  # slices between looks at the watched sockets while actors are ready
+    turn_slices = 64  # at most this many slices between two ends of turn (``at_turn_end``) under load
 
     def __init__(self, name: str = "sipactors-scheduler") -> None:
         super().__init__()
@@ -285,6 +302,8 @@ class ThreadScheduler(Scheduler):
         select = self._selector.select
         monotonic = time.monotonic
         poll_every = self.poll_every
+        polls_per_turn = max(1, self.turn_slices // poll_every)
+        polls = 0
         while not self._stopping:
             if timers and timers[0][0] <= monotonic() * 1000.0:
                 self._run_due_timers(monotonic() * 1000.0)
@@ -299,9 +318,17 @@ class ThreadScheduler(Scheduler):
                     except Exception:  # _contained, inline: a slice per message is the hot path
                         self.failures += 1
                         log.exception("contained a failure on the scheduler")
+                polls += 1
+                if self._turn_end and polls >= polls_per_turn:
+                    polls = 0
+                    self._end_turn()
                 if self._watched:
                     self._readable(select(0))
                 continue
+            polls = 0
+            if self._turn_end:
+                self._end_turn()
+                continue  # (it may have made work)
             self._sleeping = True
             if inbox or ready or self._stopping:
                 self._sleeping = False

@@ -63,10 +63,19 @@ class GroupCommitter:
     def __init__(
         self, locations: LocationStore, deliver: Callable[[Callable[[], None]], Any],
         close_store: Callable[[], None] | None = None, max_batch: int = 1000,
+        turn_end: Callable[[Callable[[], None]], Any] | None = None,
     ) -> None:
         self.locations = locations
         self.deliver = deliver  # runs a callable on the thread that owns the registrar
         self.max_batch = max_batch
+        # With ``turn_end`` (the scheduler's ``at_turn_end``), ``submit`` is called on the owner's thread only
+        # and holds each REGISTER until the owner's current turn of work ends, then hands them all over at
+        # once: one wake-up of the writer per burst, and one transaction for the burst. Without it the
+        # writer is woken per REGISTER and, at a steady rate below its capacity, commits them one by one:
+        # measured on the bench machine, a commit of one REGISTER costs ~570 µs of CPU in SQLite (its pages
+        # written to the WAL) against ~60 µs per REGISTER in a batch of 200.
+        self._turn_end = turn_end
+        self._held: list[tuple[str, Sequence[Change], Done]] = []
         self.batches = 0  # how many transactions committed (the benchmark reports REGISTERs per batch)
         self.committed = 0
         self._close_store = close_store
@@ -77,18 +86,36 @@ class GroupCommitter:
         self._thread.start()
 
     def submit(self, aor: str, changes: Sequence[Change], done: Done) -> None:
+        if self._turn_end is None:
+            self._hand_over([(aor, changes, done)])
+            return
+        if self._closing:
+            raise RuntimeError("the committer is closed")
+        if not self._held:
+            self._turn_end(self._release)
+        self._held.append((aor, changes, done))
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        if held:
+            self._hand_over(held)
+
+    def _hand_over(self, items: list[tuple[str, Sequence[Change], Done]]) -> None:
         with self._condition:
             if self._closing:
                 raise RuntimeError("the committer is closed")
-            self._waiting.append((aor, changes, done))
+            self._waiting.extend(items)
             self._condition.notify()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Commit what is waiting, then stop the writer and close its connection."""
+        """Commit what is waiting, then stop the writer and close its connection (a REGISTER still held for
+        the end of a turn is handed over first: the caller stops the owner's thread before closing)."""
+        self._release()
         with self._condition:
             self._closing = True
             self._condition.notify()
         self._thread.join(timeout)
+        log.info("committed %d REGISTER(s) in %d transaction(s)", self.committed, self.batches)
         if self._close_store is not None:
             self._close_store()
 
@@ -128,9 +155,12 @@ class _Answers:
                 log.exception("answering a committed REGISTER failed")
 
 
-def committer_for(store: Any, deliver: Callable[[Callable[[], None]], Any]) -> InlineCommitter | GroupCommitter:
-    """A ``GroupCommitter`` on a second connection for an SQLite file; an ``InlineCommitter`` otherwise."""
+def committer_for(
+    store: Any, deliver: Callable[[Callable[[], None]], Any], turn_end: Callable[[Callable[[], None]], Any] | None = None,
+) -> InlineCommitter | GroupCommitter:
+    """A ``GroupCommitter`` on a second connection for an SQLite file; an ``InlineCommitter`` otherwise.
+    ``turn_end``: see ``GroupCommitter``."""
     writer = store.writer() if hasattr(store, "writer") else None
     if writer is None:
         return InlineCommitter(store.locations)
-    return GroupCommitter(writer.locations, deliver, close_store=writer.close)
+    return GroupCommitter(writer.locations, deliver, close_store=writer.close, turn_end=turn_end)

@@ -1,12 +1,15 @@
 """The scheduler's timer heap: cancelled timers let go of what they hold at once, and the heap is swept so
-that a long run of refreshes (each cancelling a binding's hour-long expiry) does not grow it without end."""
+that a long run of refreshes (each cancelling a binding's hour-long expiry) does not grow it without end.
+And the end of a turn of work (``at_turn_end``), where a group committer hands its burst to the writer."""
 
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
+from collections.abc import Callable
 
-from sipactors.runtime.scheduler import _COMPACT_MIN, ManualScheduler
+from sipactors.runtime.scheduler import _COMPACT_MIN, ManualScheduler, ThreadScheduler
 
 
 class _Held:
@@ -35,3 +38,54 @@ def test_the_heap_stays_in_proportion_to_the_live_timers_and_they_still_fire_in_
         scheduler.call_later(1000 * n, lambda n=n: fired.append(n))
     scheduler.advance(4_000_000)
     assert fired == [1, 2, 3]
+
+
+class _Echo:
+    """An actor-like runnable: each slice records itself, then does what it was given once."""
+
+    def __init__(self, scheduler: ManualScheduler | ThreadScheduler, log: list[str], name: str) -> None:
+        self.scheduler, self.log, self.name = scheduler, log, name
+        self.then: Callable[[], None] | None = None
+
+    def run_slice(self) -> None:
+        self.log.append(self.name)
+        then, self.then = self.then, None
+        if then is not None:
+            then()
+
+
+def test_a_turn_ends_when_no_actor_is_ready_and_its_callbacks_run_once() -> None:
+    scheduler = ManualScheduler()
+    log: list[str] = []
+    first, second = _Echo(scheduler, log, "a"), _Echo(scheduler, log, "b")
+    first.then = lambda: (scheduler.at_turn_end(lambda: log.append("end")), scheduler.schedule(second))
+    second.then = lambda: scheduler.at_turn_end(lambda: (log.append("end2"), scheduler.schedule(first)))
+    scheduler.schedule(first)
+    scheduler.run_until_idle()
+    # both turn-end callbacks after the work they followed; the work one of them made ran in the next turn
+    assert log == ["a", "b", "end", "end2", "a"]
+    scheduler.run_until_idle()
+    assert log == ["a", "b", "end", "end2", "a"]
+
+
+def test_a_threaded_turn_ends_under_a_load_that_never_lets_the_queue_drain() -> None:
+    scheduler = ThreadScheduler(name="test-turns")
+    try:
+        done = threading.Event()
+        log: list[str] = []
+        busy = _Echo(scheduler, log, "busy")
+        ended: list[int] = []
+
+        def again() -> None:  # the actor always has more work: the ready queue never drains
+            if not ended:
+                busy.then = again
+                scheduler.schedule(busy)
+            else:
+                done.set()
+
+        busy.then = lambda: (scheduler.at_turn_end(lambda: ended.append(len(log))), again())
+        scheduler.schedule(busy)
+        assert done.wait(10)
+        assert ended == [ThreadScheduler.turn_slices]  # the turn ended after turn_slices slices
+    finally:
+        scheduler.stop()

@@ -111,3 +111,28 @@ def test_a_store_without_a_file_commits_inline() -> None:
         assert [b.contact for b in store.locations.bindings(AOR, 0.0)] == ["sip:bob@192.0.2.4"]
         committer.close()
         store.close()
+
+
+def test_with_turn_end_a_burst_of_registers_is_one_transaction_handed_over_when_the_turn_ends(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    writer = store.writer()  # type: ignore[union-attr]
+    assert writer is not None
+    owner = Owner()
+    ends: list[Callable[[], None]] = []
+    committer = GroupCommitter(writer.locations, owner.deliver, close_store=writer.close, turn_end=ends.append)
+    try:
+        for index in range(30):  # one turn of the scheduler's work: thirty REGISTERs decided
+            committer.submit(AOR, _put(f"sip:ua{index}@192.0.2.1"), owner.done(str(index)))
+        assert len(ends) == 1  # asked once per turn, not per REGISTER
+        assert store.locations.bindings(AOR, 0.0) == [] and owner.queued == []  # held: nothing committed yet
+        ends.pop()()  # the turn ends
+        owner.run(30)
+        committer.submit(AOR, _put("sip:late@192.0.2.1"), owner.done("late"))  # the next turn asks again
+        assert len(ends) == 1
+    finally:
+        committer.close()  # hands over what is still held, then commits it
+    assert [name for name, _ in owner.results] == [str(index) for index in range(30)]
+    assert all(error is None for _, error in owner.results)
+    assert committer.batches == 2 and committer.committed == 31
+    assert len(store.locations.bindings(AOR, 0.0)) == 31
+    store.close()
