@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sipactors.frozen import speed_up_all
 from sipactors.message import prepare
 from sipactors.roles.core import Core
 from sipactors.roles.digest import Authenticator, DigestPolicy
@@ -83,6 +84,7 @@ def main() -> None:
         layer = TransactionLayer(wire, Core("sipactors", registrar), scheduler)
         datagrams = [TEMPLATE.format(pid=4242, n=n, user=1 + n % args.users).encode() for n in range(args.count)]
         prepare()
+        speed_up_all()
         source = ("127.0.0.1", 5100)
         profile = cProfile.Profile() if args.profile else None
         started, cpu = time.perf_counter(), time.process_time()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sipactors import __version__
+from sipactors.frozen import speed_up_all
 from sipactors.message import NameAddr, SipURI, prepare
 from sipactors.roles.authorization import WatcherRules
 from sipactors.roles.core import Core
@@ -385,6 +386,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     for protocol in udp_listeners:  # from now on the scheduler thread reads them (ThreadScheduler.watch)
         protocol.read_on(scheduler.watch)
     prepare()
+    speed_up_all()  # the frozen dataclasses' fast __init__ (sipactors/frozen.py)
     print(f"sipactors {__version__}: a SIP server (RFC 3261): OPTIONS, a registrar (RFC 3261 §10) and a stateful "
           f"forking proxy (RFC 3261 §16) for {', '.join(sorted(domains))}", flush=True)
     for line in banner:

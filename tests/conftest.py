@@ -1,7 +1,9 @@
 """Shared test settings: bounded, derandomised Hypothesis profiles (deterministic runs), shared paths;
 ``no_dns``, which fails a test that asks the name service anything; and, for every test, a guard that no
 socket of this process talks to port 53: no test may send a DNS query (the DNS tests use a stub server on
-an ephemeral loopback port)."""
+an ephemeral loopback port). The frozen dataclasses get the fast ``__init__`` a server gives them at start-up
+(``sipactors.frozen``), so that the suite runs them as the server does; tests/test_frozen.py compares each
+with the one dataclasses made."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from sipactors.frozen import speed_up_all
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -30,6 +34,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+speed_up_all()
 
 
 @pytest.fixture
