@@ -407,10 +407,12 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     print(f"messaging: MESSAGE bodies up to {config.messaging.max_size} bytes (413 above); for a local user with no "
           f"device, stored (202, up to {config.messaging.max_stored} per user, {config.messaging.stored_for:g} s) and "
           "delivered when a device registers (RFC 3428 §7)", flush=True)
-    print(f"allow: {', '.join(tu.allow)}; trace: {config.trace or 'off'}; stop with Ctrl-C or SIGTERM", flush=True)
+    # The handlers go in before the last banner line: whoever waits for it (a test, a script) may send
+    # SIGTERM at once, and must find it handled (the default action would kill the process uncleanly).
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    print(f"allow: {', '.join(tu.allow)}; trace: {config.trace or 'off'}; stop with Ctrl-C or SIGTERM", flush=True)
     if ready is not None:
         ready.set()
     try:

@@ -164,3 +164,17 @@ def test_the_banner_says_dns_is_off_and_counts_hosts_and_dial_plan_rules(tmp_pat
         assert "DNS OFF" in line and "1 name in [hosts]" in line and "dial plan: 1 rule" in line
     finally:
         stop_server(process)
+
+
+def test_sigterm_right_after_the_banner_stops_cleanly(tmp_path: Path) -> None:
+    """Whoever waits for the banner's last line may stop the server at once: SIGTERM is handled by then.
+    (The handlers were installed just after that line once; a SIGTERM in the gap ended the process with
+    -15. The gap was microseconds, so this guards the order rather than reproducing that race.)"""
+    _, process, banner = start_server(tmp_path / "sipactors.db")
+    try:
+        assert banner[-1].startswith("allow:")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert process.stdout is not None and "sipactors: stopping" in process.stdout.read()
+    finally:
+        stop_server(process)
