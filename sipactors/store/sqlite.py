@@ -103,8 +103,8 @@ def _row(binding: Binding) -> tuple[object, ...]:
     source = binding.source
     return (
         binding.aor, binding.contact, binding.contact_header, binding.expires, binding.q, binding.call_id,
-        binding.cseq, json.dumps(list(binding.path)), binding.instance, binding.reg_id,
-        json.dumps([list(item) for item in binding.params]),
+        binding.cseq, json.dumps(list(binding.path)) if binding.path else "[]", binding.instance, binding.reg_id,
+        json.dumps([list(item) for item in binding.params]) if binding.params else "[]",
         source.transport if source else None, source.host if source else None, source.port if source else None,
         binding.updated,
     )
@@ -196,8 +196,21 @@ class SqliteLocationStore:
             self._apply(cursor, aor, changes)
 
     def apply_batch(self, batch: Sequence[tuple[str, Sequence[Change]]]) -> list[Exception | None]:
-        """Group commit: every REGISTER of ``batch`` in one transaction, so one fsync for them all; each under
-        its own savepoint, so one whose changes fail is undone alone (its error in its place of the result)."""
+        """Group commit: every REGISTER of ``batch`` in one transaction, so one fsync for them all, and each
+        all or nothing: one whose changes fail is undone alone (its error in its place of the result).
+
+        Optimistic: the batch goes in as it is, and only if something in it fails is the whole transaction
+        rolled back and the batch done again with a savepoint per REGISTER. A savepoint and its release
+        cost two statements per REGISTER (about 15 % of the writer's time) that a batch almost never needs."""
+        try:
+            with self._db.transaction() as cursor:
+                for aor, changes in batch:
+                    self._apply(cursor, aor, changes)
+            return [None] * len(batch)
+        except Exception:  # (undone by transaction()): find which REGISTERs fail, alone
+            return self._apply_each(batch)
+
+    def _apply_each(self, batch: Sequence[tuple[str, Sequence[Change]]]) -> list[Exception | None]:
         results: list[Exception | None] = []
         with self._db.transaction() as cursor:
             for aor, changes in batch:
