@@ -86,6 +86,6 @@ def test_a_threaded_turn_ends_under_a_load_that_never_lets_the_queue_drain() -> 
         busy.then = lambda: (scheduler.at_turn_end(lambda: ended.append(len(log))), again())
         scheduler.schedule(busy)
         assert done.wait(10)
-        assert ended == [ThreadScheduler.turn_slices]  # the turn ended after turn_slices slices
+        assert ended == [scheduler.turn_slices]  # the turn ended after turn_slices slices
     finally:
         scheduler.stop()
