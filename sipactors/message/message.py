@@ -754,18 +754,30 @@ class _LineTemplate:
         return HeaderField(self.name, value, line, Deferred(self, tokens), self.info)
 
     def build(self, tokens: tuple[str, ...]) -> Any:
-        """The parsed value of the learnt line with ``tokens`` in its holes."""
+        """The parsed value of the learnt line with ``tokens`` in its holes (each element rebuilt once)."""
         value = self.value
         elements = list(value) if type(value) is list else [value]
-        for (index, param, before, after), token in zip(self.slots, tokens, strict=True):
-            element = elements[index]
+        index = -1
+        uri = params = None
+        for (at, param, before, after), token in zip(self.slots, tokens, strict=True):
+            if at != index:
+                if index >= 0:
+                    elements[index] = _rebuilt(elements[index], uri, params)
+                index, uri, params = at, None, None
             if param < 0:
-                uri = element.uri
-                user_uri = SipURI(uri.scheme, uri.host, token, None, uri.port, uri.params, uri.headers)
-                elements[index] = NameAddr(user_uri, element.display_name, element.params, element.bracketed)
+                old = elements[at].uri
+                uri = SipURI(old.scheme, old.host, token, None, old.port, old.params, old.headers)
             else:
-                elements[index] = element.with_params(Params(before + ((element.params[param][0], token),) + after))
+                params = Params(before + ((elements[at].params[param][0], token),) + after)
+        elements[index] = _rebuilt(elements[index], uri, params)
         return elements if type(value) is list else elements[0]
+
+
+def _rebuilt(element: Any, uri: SipURI | None, params: Params | None) -> Any:
+    """``element`` (a Via or a NameAddr) with another URI and/or other parameters."""
+    if uri is None:
+        return element.with_params(params)
+    return NameAddr(uri, element.display_name, element.params if params is None else params, element.bracketed)
 
 
 def _param_slot(index: int, element: Any, name: str, text: str) -> tuple[int, int, Any, Any] | None:
