@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sipactors.message.errors import ParseError, Refusal
+from sipactors.message.headers import Deferred
 from sipactors.message.uri import SipURI, TelURI
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ _REQUIRED_SET = frozenset(key for _, key in _REQUIRED_KEYS)
 
 def _first_parsed(index: dict[str, list[HeaderField]], key: str) -> Any:
     # parse() has parsed every core header already: read the value without the accessor's list copy (only
-    # Via, From and To may hold a Deferred value, rulings R22, and they are not read through here)
+    # Via, From, To, Contact, Route and Record-Route may hold a Deferred value, rulings R22, and they are not
+    # read through here)
     fields = index.get(key)
     return fields[0]._parsed if fields else None
 
@@ -76,6 +78,10 @@ def refusal_for(message: Message) -> Refusal | None:
         return Refusal(400, "Expires above 2**32-1", "RFC 3261 §20.19")
     for field in index.get("contact", ()):
         contacts = field._parsed
+        if type(contacts) is Deferred:
+            # read through a line template (rulings R22): its parameters are the template's but for the
+            # holes' texts, and no hole is an expires (a hole is a user, a tag or a branch)
+            contacts = contacts.template.value
         if isinstance(contacts, list):
             for contact in contacts:
                 if contact.params:  # the grammar made expires a delta-seconds (1*DIGIT), if present

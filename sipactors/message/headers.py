@@ -535,12 +535,6 @@ def parse_with_hole(spec: HeaderSpec, text: str, hole: tuple[int, int]) -> Any:
 Template = tuple[Any, tuple[tuple[str, str | None], ...], str, tuple[tuple[str, str | None], ...]]
 
 
-def template_of(spec: HeaderSpec, text: str, hole: tuple[int, int]) -> Template | None:
-    """The template ``parse_with_hole`` keeps for ``text`` (None if it kept none)."""
-    found: Template | None = _TEMPLATES.get((spec.name, text[: hole[0]], text[hole[1] :]))
-    return found
-
-
 def fill_template(kind: str, template: Template, token: str) -> Any:
     """The parsed value of the template's shape with ``token`` (already checked) in the hole."""
     element, before, name, after = template
@@ -549,23 +543,27 @@ def fill_template(kind: str, template: Template, token: str) -> Any:
 
 
 class Deferred:
-    """A value read through a template whose objects are not built yet: the line is validated (its template
-    was parsed in full and its token checked), and the parsed value is built on first access. A proxy
-    never reads most From and To values, and reads the top Via once (rulings R22)."""
+    """A value read through a line template whose objects are not built yet: the line is validated (its
+    template was parsed in full and each text in its holes checked), and the parsed value is built on first
+    access. A proxy never reads most From and To values, and reads the top Via once (rulings R22)."""
 
-    __slots__ = ("kind", "template", "token")
+    __slots__ = ("template", "tokens")
 
-    def __init__(self, kind: str, template: Template, token: str) -> None:
-        self.kind = kind
-        self.template = template
-        self.token = token
+    def __init__(self, template: Any, tokens: tuple[str, ...]) -> None:
+        self.template = template  # has build(tokens)
+        self.tokens = tokens
 
     def build(self) -> Any:
-        return fill_template(self.kind, self.template, self.token)
+        return self.template.build(self.tokens)
 
 
 def is_token(text: str) -> bool:
     return (_HOLE_TOKEN or _hole_token())(text) is not None
+
+
+def hole_token() -> Callable[[str], Any]:
+    """The fullmatch of TOKEN, the rule of both a branch and a tag (see ``_hole_token``)."""
+    return _HOLE_TOKEN or _hole_token()
 
 
 _HOLE_TOKEN: Callable[[str], Any] | None = None

@@ -19,20 +19,19 @@ from sipactors.message.fields import CSeq, NameAddr, Via
 from sipactors.message.headers import (
     Deferred,
     HeaderSpec,
-    Template,
     canonical_name,
     hole_in,
-    is_token,
+    hole_token,
     parse_uri,
     parse_value,
     parse_with_hole,
     spec_for,
-    template_of,
     validate_extension,
 )
 from sipactors.message.memo import Memo
+from sipactors.message.params import Params
 from sipactors.message.syntax import Syntax, syntax
-from sipactors.message.uri import URI
+from sipactors.message.uri import URI, SipURI
 
 #: Validated by ``parse`` before a message is handed on (issue 2, DESIGN §2).
 CORE_HEADERS = (
@@ -541,83 +540,263 @@ def _read_line(line: str) -> HeaderField:
     if known is not None:
         _LINES.put(line, known)  # as Memo.get does: a line that repeats stays
         return known
-    hole = _line_hole(line)
-    if hole is not None:
-        start, end = hole
-        shape = (line[:start], line[end:])
+    cuts = _line_holes(line)
+    if cuts is not None:
+        holes = len(cuts)
+        if holes == 3:  # inline: one or two holes are the common cases, and this is the hot path
+            shape: tuple[str, ...] = (cuts[0], line[: cuts[1]], line[cuts[2] :])
+            tokens: tuple[str, ...] = (line[cuts[1] : cuts[2]],)
+        elif holes == 5:
+            shape = (cuts[0], line[: cuts[1]], line[cuts[2] : cuts[3]], line[cuts[4] :])
+            tokens = (line[cuts[1] : cuts[2]], line[cuts[3] : cuts[4]])
+        else:
+            shape, tokens = _shape_of(line, cuts), _hole_texts(line, cuts)
         template: _LineTemplate | None = _LINE_TEMPLATES.young.get(shape) or _LINE_TEMPLATES.get(shape)
         if template is not None:
-            token = line[start:end]
-            if is_token(token):
-                return template.fill(line, token)
+            field = template.read(line, tokens)
+            if field is not None:
+                return field
     name, colon, value = line.partition(":")
     if not colon:
         raise ParseError("header line without a colon", line=line[:80], rule="message-header")
     name = name.rstrip(" \t")
-    field = _field(name, value.strip(" \t"), line, len(line) <= _MEMO_LINE)
-    if hole is not None and field.spec is not None and field.spec.kind in ("via", "address"):
-        _LineTemplate.learn(field, hole)
+    # the line's own template is learnt below: the value-level one (parse_with_hole) would be the same work
+    field = _field(name, value.strip(" \t"), line, len(line) <= _MEMO_LINE, cuts is None)
+    if cuts is not None and field.spec is not None and field.spec.kind in _TEMPLATE_KINDS:
+        _LineTemplate.learn(field, cuts)
     return field
 
 
-def _line_hole(line: str) -> tuple[int, int] | None:
-    """Where a fresh branch or tag would lie in a whole header line, found as ``hole_in`` finds it in the
-    value (rulings R22); ``_LineTemplate.learn`` keeps a template only where the two agree."""
-    at = line.find(";branch=")
+#: Kinds of value a line template reads (rulings R22): the via-parms of a Via line, the name-addr of a
+#: From, To, Contact, Route or Record-Route line.
+_TEMPLATE_KINDS = frozenset({"via", "address", "contact", "route"})
+
+#: What a hole holds (rulings R22): a branch or a tag (TOKEN by name, RFC 3261 §25.1 via-branch, tag-param),
+#: or the user part of a SIP URI (RFC 3261 §19.1.1 user).
+_BRANCH, _TAG, _USER = "b", "t", "u"
+_USER_TAG = _USER + _TAG
+
+
+def _line_holes(line: str) -> tuple[Any, ...] | None:
+    """Where the per-message parts of a whole header line would lie, as ``(kinds, start, end, start, end
+    ...)``, or None (rulings R22). Found by text alone, and cheaply: ``_LineTemplate.learn`` keeps a
+    template only when the line it parsed in full has exactly these parts there (its docstring says why a
+    line of the same shape then has them there too), and a line read through a template has each text
+    checked by the rule of its hole.
+
+    * every ``;branch=``: the branch of each via-parm;
+    * else the user of a ``<sip:`` or ``<sips:`` URI at the first ``<`` (up to the first ``@``) when no
+      quoted-string precedes that ``<``, and the first ``;tag=`` after the last ``>``.
+
+    A hole ends at the next ``;`` (or ``,`` for a branch), or where the line's trailing whitespace begins.
+    """
+    find = line.find
+    at = find(";branch=")
     if at >= 0:
         start = at + 8
-    else:
-        gt = line.rfind(">")
-        at = line.find(";tag=", gt) if gt >= 0 else -1
-        if at < 0:
-            return None
-        start = at + 5
-    end = line.find(";", start)
+        end = find(";", start)
+        if "," not in line:  # one via-parm (``learn`` refuses a line with two branch parameters)
+            if end < 0:  # the line's end, before any trailing whitespace
+                end = len(line) if line[-1] not in " \t" else max(len(line.rstrip(" \t")), start)
+            return _BRANCH, start, end
+        cuts: list[Any] = [""]
+        while True:
+            comma = find(",", start, end if end >= 0 else len(line))
+            if comma >= 0:
+                end = comma
+            elif end < 0:
+                end = len(line) if line[-1] not in " \t" else max(len(line.rstrip(" \t")), start)
+            cuts.append(start)
+            cuts.append(end)
+            at = find(";branch=", end)
+            if at < 0:
+                cuts[0] = _BRANCH * (len(cuts) // 2)
+                return tuple(cuts)
+            start = at + 8
+            end = find(";", start)
+    lt = find("<")
+    if lt < 0:
+        return None
+    user = user_end = -1
+    if line.startswith("sip:", lt + 1):
+        user = lt + 5
+    elif line.startswith("sips:", lt + 1):
+        user = lt + 6
+    if user >= 0 and ('"' not in line or find('"', 0, lt) < 0):  # a quoted display-name may hold "<sip:"
+        user_end = find("@", user)
+    at = find(";tag=", line.rfind(">"))
+    if at < 0:
+        return (_USER, user, user_end) if user_end >= 0 else None
+    start = at + 5
+    end = find(";", start)
     if end < 0:
-        end = len(line)
-    return (start, end) if start < end else None
+        end = len(line) if line[-1] not in " \t" else max(len(line.rstrip(" \t")), start)
+    if user_end < 0:
+        return _TAG, start, end
+    return _USER_TAG, user, user_end, start, end
+
+
+def _shape_of(line: str, cuts: tuple[Any, ...]) -> tuple[str, ...]:
+    """The line with its holes cut out: the kinds of hole, then the text around them."""
+    pieces = [cuts[0], line[: cuts[1]]]
+    for index in range(2, len(cuts) - 1, 2):
+        pieces.append(line[cuts[index] : cuts[index + 1]])
+    pieces.append(line[cuts[-1] :])
+    return tuple(pieces)
+
+
+def _hole_texts(line: str, cuts: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple([line[cuts[index] : cuts[index + 1]] for index in range(1, len(cuts), 2)])
 
 
 class _LineTemplate:
-    """A Via, From or To line seen before, with its branch or tag cut out (rulings R22): what a line of the
-    same shape with another token in the hole reads as, without splitting it again."""
+    """A Via, From, To, Contact or Route line seen before, with its per-message parts cut out (rulings R22):
+    what a line of the same shape with other texts in the holes reads as, without splitting it again.
 
-    __slots__ = ("name", "info", "value_start", "value_cut", "kind", "template")
+    Why the holes of a line of the same shape are the same parts, once ``learn`` has checked them on the
+    first line (the text around the holes being the same):
 
-    def __init__(self, field: HeaderField, value_start: int, value_cut: int, template: Template) -> None:
+    * a branch: with no quoted-string, ``;`` only begins a via-param (sent-by and a param value hold none),
+      so each ``;branch=`` begins a param named ``branch``; each via-parm has exactly one, so the n-th is the
+      n-th via-parm's. A TOKEN holds no ``;``, ``,``, ``=`` or whitespace, so another TOKEN leaves the rest
+      of the parse where it was.
+    * a tag: the same after the name-addr's ``>``, which is the last one when no quoted-string follows it.
+    * a user: with no quoted-string before it (``_line_holes`` cuts no user out otherwise), the first ``<``
+      is the first name-addr's (a display-name of tokens holds none; ``learn`` checks that the first element
+      is a name-addr). Neither a user nor the
+      hostport, parameters and headers after it hold ``@``, so the userinfo ends at the first ``@``; another
+      text that matches USER is another user of the same URI.
+    """
+
+    __slots__ = ("name", "info", "value_start", "value_cut", "value", "slots", "checks", "first", "second")
+
+    def __init__(
+        self, field: HeaderField, value_start: int, value_cut: int, value: Any,
+        slots: tuple[tuple[int, int, Any, Any], ...], checks: tuple[Any, ...],
+    ) -> None:
         self.name = field.name
         self.info = (field.key, field.spec)
         self.value_start = value_start  # where the value begins in the line
         self.value_cut = value_cut  # how much whitespace follows it
-        self.kind = field.spec.kind if field.spec is not None else ""
-        self.template = template
+        self.value = value  # the parsed value of the line learnt
+        # per hole: (element, parameter index or -1 for the user, parameters before, parameters after)
+        self.slots = slots
+        self.checks = checks  # per hole: the fullmatch of its rule
+        self.first = checks[0]
+        self.second = checks[1] if len(checks) == 2 else None  # the common cases, without a loop
 
     @staticmethod
-    def learn(field: HeaderField, hole: tuple[int, int]) -> None:
-        """Keep the template of ``field``'s line when the line's hole is the value's hole."""
+    def learn(field: HeaderField, cuts: tuple[Any, ...]) -> None:
+        """Keep the template of ``field``'s line when each hole is the part ``_line_holes`` says it is."""
         assert field.raw is not None and field.spec is not None
-        line, value = field.raw, field.value
-        value_start = line.index(value, len(field.name) + 1)
-        value_hole = hole_in(field.spec.kind, value)
-        if value_hole is None or (value_hole[0] + value_start, value_hole[1] + value_start) != hole:
+        line, value, parsed = field.raw, field.value, field._parsed
+        kinds, at = cuts[0], cuts[1:]
+        elements = parsed if type(parsed) is list else [parsed]
+        if not elements:
             return
-        template = template_of(field.spec, value, value_hole)
-        if template is not None:
-            value_cut = len(line) - value_start - len(value)
-            _LINE_TEMPLATES.put((line[: hole[0]], line[hole[1] :]), _LineTemplate(field, value_start, value_cut, template))
+        sx = syntax()
+        token = hole_token()
+        slots: list[tuple[int, int, Any, Any]] = []
+        checks: list[Any] = []
+        if kinds[0] == _BRANCH:
+            if field.spec.kind != "via" or len(elements) != len(kinds) or '"' in line:
+                return
+            for index, element in enumerate(elements):
+                slot = _param_slot(index, element, "branch", line[at[2 * index] : at[2 * index + 1]])
+                if slot is None:
+                    return
+                slots.append(slot)
+                checks.append(token)
+        else:
+            first = elements[0]
+            if type(first) is not NameAddr or not first.bracketed:
+                return
+            hole = 0
+            if kinds[0] == _USER:
+                uri = first.uri
+                if (
+                    type(uri) is not SipURI
+                    or uri.password is not None
+                    or uri.user != line[at[0] : at[1]]
+                ):
+                    return
+                slots.append((0, -1, None, None))
+                checks.append(sx.user.fullmatch)
+                hole = 1
+            if kinds[-1] == _TAG:
+                if len(elements) != 1 or line.find('"', line.rfind(">")) >= 0:
+                    return
+                slot = _param_slot(0, first, "tag", line[at[2 * hole] : at[2 * hole + 1]])
+                if slot is None:
+                    return
+                slots.append(slot)
+                checks.append(token)
+        value_start = line.index(value, len(field.name) + 1)
+        value_cut = len(line) - value_start - len(value)
+        template = _LineTemplate(field, value_start, value_cut, parsed, tuple(slots), tuple(checks))
+        _LINE_TEMPLATES.put(_shape_of(line, cuts), template)
 
-    def fill(self, line: str, token: str) -> HeaderField:
+    def read(self, line: str, tokens: tuple[str, ...]) -> HeaderField | None:
+        """The field of ``line`` (of this template's shape, with ``tokens`` in its holes), or None when a
+        text does not match the rule of its hole: then the general parser decides, and words the error."""
+        if self.first(tokens[0]) is None:
+            return None
+        second = self.second
+        if second is not None:
+            if second(tokens[1]) is None:
+                return None
+        elif len(tokens) > 1:
+            checks = self.checks
+            for index in range(1, len(tokens)):
+                if checks[index](tokens[index]) is None:
+                    return None
         value = line[self.value_start : len(line) - self.value_cut]
-        return HeaderField(self.name, value, line, Deferred(self.kind, self.template, token), self.info)
+        return HeaderField(self.name, value, line, Deferred(self, tokens), self.info)
+
+    def build(self, tokens: tuple[str, ...]) -> Any:
+        """The parsed value of the learnt line with ``tokens`` in its holes (each element rebuilt once)."""
+        value = self.value
+        elements = list(value) if type(value) is list else [value]
+        index = -1
+        uri = params = None
+        for (at, param, before, after), token in zip(self.slots, tokens, strict=True):
+            if at != index:
+                if index >= 0:
+                    elements[index] = _rebuilt(elements[index], uri, params)
+                index, uri, params = at, None, None
+            if param < 0:
+                old = elements[at].uri
+                uri = SipURI(old.scheme, old.host, token, None, old.port, old.params, old.headers)
+            else:
+                params = Params(before + ((elements[at].params[param][0], token),) + after)
+        elements[index] = _rebuilt(elements[index], uri, params)
+        return elements if type(value) is list else elements[0]
 
 
-#: (line before the token, line after it) -> its _LineTemplate. Bounded.
+def _rebuilt(element: Any, uri: SipURI | None, params: Params | None) -> Any:
+    """``element`` (a Via or a NameAddr) with another URI and/or other parameters."""
+    if uri is None:
+        return element.with_params(params)
+    return NameAddr(uri, element.display_name, element.params if params is None else params, element.bracketed)
+
+
+def _param_slot(index: int, element: Any, name: str, text: str) -> tuple[int, int, Any, Any] | None:
+    """The slot of the one parameter named exactly ``name`` of ``element``, if its value is ``text``."""
+    items = tuple(element.params)
+    found = [position for position, (item, _) in enumerate(items) if item == name]
+    if len(found) != 1 or items[found[0]][1] != text:
+        return None
+    position = found[0]
+    return (index, position, items[:position], items[position + 1 :])
+
+
+#: (kinds of hole, the line's text around its holes) -> its _LineTemplate. Bounded.
 _LINE_TEMPLATES = Memo()
 
 
-def _field(name: str, value: str, raw: str, memoise: bool) -> HeaderField:
-    """Name checked and looked up; a core header's value parsed (a Via or From with a fresh branch or tag
-    through its template, rulings R22); the field memoised when asked."""
+def _field(name: str, value: str, raw: str, memoise: bool, holes: bool = True) -> HeaderField:
+    """Name checked and looked up; a core header's value parsed (with ``holes``, a Via or From with a fresh
+    branch or tag through its template, rulings R22); the field memoised when asked."""
     info = _NAME_INFO.get(name)
     if info is None:
         if syntax().header_name.fullmatch(name) is None:
@@ -629,7 +808,7 @@ def _field(name: str, value: str, raw: str, memoise: bool) -> HeaderField:
     parsed: Any = _UNSET
     if key in _CORE:
         assert spec is not None  # every core header has a spec
-        hole = hole_in(spec.kind, value)
+        hole = hole_in(spec.kind, value) if holes else None
         if hole is not None:  # a fresh branch or tag, usually; a line that repeats whole still hits the memo
             parsed = parse_with_hole(spec, value, hole)
         else:
