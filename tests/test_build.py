@@ -66,3 +66,14 @@ def test_the_differential_tests_run_on_the_build_s_parser() -> None:
         assert inspect.isbuiltin(function) == compiled, f"{function!r} in the {'compiled' if compiled else 'pure'} build"
     if compiled:
         assert importlib.util.find_spec(SHARED_LIBRARY) is not None, "mypyc's shared library is missing"
+
+
+def test_no_module_outside_the_list_is_compiled() -> None:
+    """A module dropped from the list must not stay compiled: an extension module left beside its .py by an
+    earlier build shadows the .py (``make compiled`` deletes them all first)."""
+    listed = {path.removesuffix(".py") for path in COMPILED}
+    stale = [
+        str(path.relative_to(REPO)) for path in (REPO / "sipactors").rglob("*.so")
+        if not path.name.startswith("_native__mypyc") and str(path.relative_to(REPO)).split(".")[0] not in listed
+    ]
+    assert stale == []
