@@ -193,5 +193,6 @@ def test_a_machine_missing_one_row_is_caught(kind: str, state: str, event: str) 
         machines = _mutant(kind, state, event)
 
     with pytest.raises(AssertionError):
-        # Finding one counterexample is enough: no shrinking.
-        run_state_machine_as_test(Mutant, settings=settings(BOUNDED, max_examples=200, phases=[Phase.generate]))
+        # Finding one counterexample is enough: no shrinking, and the search stops there. How many examples
+        # it takes depends on the exact strategies (seen: 67 to about 450), so the bound leaves room.
+        run_state_machine_as_test(Mutant, settings=settings(BOUNDED, max_examples=1000, phases=[Phase.generate]))
