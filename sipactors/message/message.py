@@ -88,7 +88,9 @@ class HeaderField:
         field never changes, and a built one, such as a response's Content-Length, is often shared)."""
         line = self._line
         if line is None:
-            line = self._line = f"{canonical_name(self.name)}: {self.value}"
+            spec = self.spec  # a header with a spec is spelt as its spec spells it (``canonical_name``)
+            name = spec.name if spec is not None else canonical_name(self.name)
+            line = self._line = f"{name}: {self.value}"
         return line
 
     def render(self) -> bytes:
@@ -103,18 +105,20 @@ _NAME_INFO: dict[str, tuple[str, HeaderSpec | None]] = {}
 _NAME_INFO_LIMIT = 4096
 
 
-#: The same for names the code looks up or builds fields of (``get_fields("Proxy-Require")``), which
-#: need not have passed the header-name rule. Bounded.
+#: The same for every name ``_name_info`` was asked about: the names the code looks up or builds fields of
+#: (``get_fields("Proxy-Require")``), which need not have passed the header-name rule. Bounded.
 _LOOKED_UP: dict[str, tuple[str, HeaderSpec | None]] = {}
 
 
 def _name_info(name: str) -> tuple[str, HeaderSpec | None]:
     """Index key and spec of a header name. Only names that passed the header-name rule go into
     ``_NAME_INFO`` (by ``_build``): that cache doubles as the set of names already known to be valid."""
-    info = _NAME_INFO.get(name) or _LOOKED_UP.get(name)
+    info = _LOOKED_UP.get(name)
     if info is None:
-        spec = spec_for(name)
-        info = (spec.name.lower() if spec is not None else canonical_name(name).lower(), spec)
+        info = _NAME_INFO.get(name)
+        if info is None:
+            spec = spec_for(name)
+            info = (spec.name.lower() if spec is not None else canonical_name(name).lower(), spec)
         if len(_LOOKED_UP) < _NAME_INFO_LIMIT:
             _LOOKED_UP[name] = info
     return info
@@ -143,7 +147,7 @@ class Message:
         return index
 
     def get_fields(self, name: str) -> list[HeaderField]:
-        info = _NAME_INFO.get(name) or _name_info(name)
+        info = _LOOKED_UP.get(name) or _name_info(name)
         index = self._index
         return (index if index is not None else self._fields_by_key()).get(info[0], [])
 
@@ -792,6 +796,16 @@ class _LineTemplate:
     def build(self, tokens: tuple[str, ...]) -> Any:
         """The parsed value of the learnt line with ``tokens`` in its holes (each element rebuilt once)."""
         value = self.value
+        slots = self.slots
+        if len(slots) == 1 and slots[0][1] >= 0:  # one parameter (a Via's branch, a To's tag): no loop
+            at, param, before, after = slots[0]
+            element = value[at] if type(value) is list else value
+            element = element.with_params(Params(before + ((element.params[param][0], tokens[0]),) + after))
+            if type(value) is not list:
+                return element
+            elements = value.copy()
+            elements[at] = element
+            return elements
         elements = list(value) if type(value) is list else [value]
         index = -1
         uri = params = None
