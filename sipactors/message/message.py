@@ -405,7 +405,7 @@ def _render_value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return ", ".join(_render_value(item) for item in value)
+        return ", ".join([_render_value(item) for item in value])
     return value.render()
 
 

@@ -70,7 +70,7 @@ class Params(tuple[tuple[str, str | None], ...]):
         """``;a=b;c`` — the canonical form (no whitespace around ``;`` and ``=``)."""
         if not self:
             return ""
-        return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in self)
+        return "".join([f";{name}" if value is None else f";{name}={value}" for name, value in self])
 
     def __str__(self) -> str:
         return self.render()
