@@ -88,7 +88,9 @@ class HeaderField:
         field never changes, and a built one, such as a response's Content-Length, is often shared)."""
         line = self._line
         if line is None:
-            line = self._line = f"{canonical_name(self.name)}: {self.value}"
+            spec = self.spec  # a header with a spec is spelt as its spec spells it (``canonical_name``)
+            name = spec.name if spec is not None else canonical_name(self.name)
+            line = self._line = f"{name}: {self.value}"
         return line
 
     def render(self) -> bytes:
@@ -103,13 +105,22 @@ _NAME_INFO: dict[str, tuple[str, HeaderSpec | None]] = {}
 _NAME_INFO_LIMIT = 4096
 
 
+#: The same for every name ``_name_info`` was asked about: the names the code looks up or builds fields of
+#: (``get_fields("Proxy-Require")``), which need not have passed the header-name rule. Bounded.
+_LOOKED_UP: dict[str, tuple[str, HeaderSpec | None]] = {}
+
+
 def _name_info(name: str) -> tuple[str, HeaderSpec | None]:
-    """Index key and spec of a header name. Only names that passed the header-name rule are cached
-    (by ``_build``): the cache doubles as the set of names already known to be valid."""
-    info = _NAME_INFO.get(name)
+    """Index key and spec of a header name. Only names that passed the header-name rule go into
+    ``_NAME_INFO`` (by ``_build``): that cache doubles as the set of names already known to be valid."""
+    info = _LOOKED_UP.get(name)
     if info is None:
-        spec = spec_for(name)
-        info = (spec.name.lower() if spec is not None else canonical_name(name).lower(), spec)
+        info = _NAME_INFO.get(name)
+        if info is None:
+            spec = spec_for(name)
+            info = (spec.name.lower() if spec is not None else canonical_name(name).lower(), spec)
+        if len(_LOOKED_UP) < _NAME_INFO_LIMIT:
+            _LOOKED_UP[name] = info
     return info
 
 
@@ -131,15 +142,14 @@ class Message:
     # -- header access ------------------------------------------------------------------------------
     def _fields_by_key(self) -> dict[str, list[HeaderField]]:
         index = self._index
-        if index is None:
-            index = {}
-            for field in self.fields:
-                index.setdefault(field.key, []).append(field)
-            self._index = index
+        if index is None:  # a changed message: indexed again on first access
+            index = self._index = _index_of(self.fields)
         return index
 
     def get_fields(self, name: str) -> list[HeaderField]:
-        return self._fields_by_key().get(_name_info(name)[0], [])
+        info = _LOOKED_UP.get(name) or _name_info(name)
+        index = self._index
+        return (index if index is not None else self._fields_by_key()).get(info[0], [])
 
     def has(self, name: str) -> bool:
         return bool(self.get_fields(name))
@@ -150,7 +160,8 @@ class Message:
         return self._value(key, spec is not None and spec.is_list)
 
     def _value(self, key: str, is_list: bool) -> Any:
-        fields = self._fields_by_key().get(key)
+        index = self._index
+        fields = (index if index is not None else self._fields_by_key()).get(key)
         if is_list:
             values: list[Any] = []
             for field in fields or ():
@@ -160,6 +171,29 @@ class Message:
                 values.extend(parsed)
             return values
         return fields[0].parsed if fields else None
+
+    def _first(self, key: str) -> Any:
+        """``_value(key, False)`` of a core header, without the calls where its value is parsed already
+        (every core header but a From or To read through a line template, rulings R22)."""
+        index = self._index
+        fields = (index if index is not None else self._fields_by_key()).get(key)
+        if fields is None:
+            return None
+        field = fields[0]
+        parsed = field._parsed
+        return parsed if parsed is not _UNSET and type(parsed) is not Deferred else field.parsed
+
+    def _list(self, key: str) -> Any:
+        """``_value(key, True)`` of a core header, without the calls in the usual case: one line, parsed."""
+        index = self._index
+        fields = (index if index is not None else self._fields_by_key()).get(key)
+        if fields is None:
+            return []
+        if len(fields) == 1:
+            parsed = fields[0]._parsed
+            if type(parsed) is list:
+                return parsed.copy()  # as ``HeaderField.parsed``: the field's own list stays private
+        return self._value(key, True)
 
     def header_text(self, name: str) -> str | None:
         """Raw (unfolded) text of the first line of a header, or None."""
@@ -196,13 +230,14 @@ class Message:
     # -- core headers -------------------------------------------------------------------------------
     @property
     def via(self) -> list[Via]:
-        return self._value("via", True)
+        return self._list("via")
 
     @property
     def top_via(self) -> Via | None:
         """``via[0]`` (the Via a response is routed by, RFC 3261 §18.2.2, and a transaction is matched
         by, §17.2.3), or None, without the list of every via-parm that ``via`` copies together."""
-        for field in self._fields_by_key().get("via", ()):
+        index = self._index
+        for field in (index if index is not None else self._fields_by_key()).get("via", ()):
             parsed = field._parsed
             if parsed is _UNSET or type(parsed) is not list:  # not parsed yet, or Deferred (rulings R22)
                 parsed = field.parsed
@@ -212,43 +247,43 @@ class Message:
 
     @property
     def from_(self) -> NameAddr | None:
-        return self._value("from", False)
+        return self._first("from")
 
     @property
     def to(self) -> NameAddr | None:
-        return self._value("to", False)
+        return self._first("to")
 
     @property
     def call_id(self) -> str | None:
-        return self._value("call-id", False)
+        return self._first("call-id")
 
     @property
     def cseq(self) -> CSeq | None:
-        return self._value("cseq", False)
+        return self._first("cseq")
 
     @property
     def max_forwards(self) -> int | None:
-        return self._value("max-forwards", False)
+        return self._first("max-forwards")
 
     @property
     def contact(self) -> list[NameAddr] | str:
-        return self._value("contact", True)
+        return self._list("contact")
 
     @property
     def route(self) -> list[NameAddr]:
-        return self._value("route", True)
+        return self._list("route")
 
     @property
     def record_route(self) -> list[NameAddr]:
-        return self._value("record-route", True)
+        return self._list("record-route")
 
     @property
     def content_length(self) -> int | None:
-        return self._value("content-length", False)
+        return self._first("content-length")
 
     @property
     def expires(self) -> int | None:
-        return self._value("expires", False)
+        return self._first("expires")
 
     # -- serialisation ------------------------------------------------------------------------------
     def start_line(self) -> str:
@@ -370,7 +405,7 @@ def _render_value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return ", ".join(_render_value(item) for item in value)
+        return ", ".join([_render_value(item) for item in value])
     return value.render()
 
 
@@ -513,18 +548,23 @@ def _build(head: Head, data: bytes) -> Request | Response:
         fields = [young.get(line) or _read_line(line) for line in lines]
     else:
         fields = [_field(name, value, raw, False) for name, value, raw in head.headers]
-    index = {field.key: [field] for field in fields}
-    if len(index) != len(fields):  # a name on several lines (several Via, Route, ...): gather them in order
-        index = {}
-        for field in fields:
-            index.setdefault(field.key, []).append(field)
     message: Request | Response
     if is_request:
         message = Request(first, second, fields, b"", version, head.start_raw)
     else:
         message = Response(first, second, fields, b"", version, head.start_raw)
-    message._index = index
+    message._index = _index_of(fields)
     return message
+
+
+def _index_of(fields: list[HeaderField]) -> dict[str, list[HeaderField]]:
+    """The header fields by key, each key's in message order."""
+    index = {field.key: [field] for field in fields}
+    if len(index) != len(fields):  # a name on several lines (several Via, Route, ...): gather them in order
+        index = {}
+        for field in fields:
+            index.setdefault(field.key, []).append(field)
+    return index
 
 
 #: Header lines seen before, by their text (RFC 3261 §7.3.1: a header's meaning is its text): the field,
@@ -756,6 +796,16 @@ class _LineTemplate:
     def build(self, tokens: tuple[str, ...]) -> Any:
         """The parsed value of the learnt line with ``tokens`` in its holes (each element rebuilt once)."""
         value = self.value
+        slots = self.slots
+        if len(slots) == 1 and slots[0][1] >= 0:  # one parameter (a Via's branch, a To's tag): no loop
+            at, param, before, after = slots[0]
+            element = value[at] if type(value) is list else value
+            element = element.with_params(Params(before + ((element.params[param][0], tokens[0]),) + after))
+            if type(value) is not list:
+                return element
+            elements = value.copy()
+            elements[at] = element
+            return elements
         elements = list(value) if type(value) is list else [value]
         index = -1
         uri = params = None
@@ -827,6 +877,7 @@ def clear_memos() -> None:
     _LINE_TEMPLATES.clear()
     _START_LINES.clear()
     _NAME_INFO.clear()
+    _LOOKED_UP.clear()
     clear_header_memos()
 
 

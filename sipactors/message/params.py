@@ -25,18 +25,26 @@ class Params(tuple[tuple[str, str | None], ...]):
         return tuple(self)
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        key = name.lower()
+        key: str | None = None  # lowered when first needed: the usual spelling, first, needs no lower()
         for item_name, value in self:
-            if item_name == name or item_name.lower() == key:  # the usual spelling needs no lower()
+            if item_name == name:
+                return value
+            if key is None:
+                key = name.lower()
+            if item_name.lower() == key:
                 return value
         return default
 
     def __contains__(self, name: object) -> bool:
         if type(name) is not str:
             return False
-        key = name.lower()
+        key: str | None = None  # as in ``get``; one pass: most Params hold one or two
         for item_name, _ in self:
-            if item_name == name or item_name.lower() == key:  # one pass: most Params hold one or two
+            if item_name == name:
+                return True
+            if key is None:
+                key = name.lower()
+            if item_name.lower() == key:
                 return True
         return False
 
@@ -62,7 +70,7 @@ class Params(tuple[tuple[str, str | None], ...]):
         """``;a=b;c`` — the canonical form (no whitespace around ``;`` and ``=``)."""
         if not self:
             return ""
-        return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in self)
+        return "".join([f";{name}" if value is None else f";{name}={value}" for name, value in self])
 
     def __str__(self) -> str:
         return self.render()
