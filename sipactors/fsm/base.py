@@ -52,7 +52,9 @@ class _TableTransition(Transition):
 
     def execute(self, event_data: EventData) -> bool:
         for condition in self.conditions:
-            if not condition.check(event_data):
+            # Condition.check, for a machine that sends the event (send_event) and a guard given as a
+            # callable (the tables' guards are functions, never names to resolve on the model)
+            if condition.func(event_data) != condition.target:
                 return False
         if self.dest:  # None would be an internal transition; every table row names its target
             # Machine.set_state(dest, model) for the one model and the state named by a string that the
@@ -219,8 +221,9 @@ class TableMachine:
 
 
 def _check_lean(machine: Machine) -> None:
-    """``_TableTransition.execute`` skips the callbacks the tables never configure: refuse a machine that
-    has any, rather than silently not run them."""
+    """``_TableTransition.execute`` skips the callbacks the tables never configure and calls guards as the
+    tables give them: refuse a machine that has any such callback or a guard named by a string, rather than
+    silently not run them."""
     hooks = (machine.prepare_event, machine.finalize_event, machine.before_state_change, machine.after_state_change,
              machine.on_exception, machine.on_final)
     states = [callback for state in machine.states.values() for callback in (*state.on_enter, *state.on_exit)]
@@ -228,6 +231,10 @@ def _check_lean(machine: Machine) -> None:
              for callback in (*t.prepare, *t.before)]
     if any(hooks) or states or steps or machine.has_queue:
         raise ValueError(f"{machine.name}: the lean transitions execute only conditions and after callbacks")
+    named = [c.func for event in machine.events.values() for ts in event.transitions.values() for t in ts
+             for c in t.conditions if not callable(c.func)]
+    if named or not machine.send_event:
+        raise ValueError(f"{machine.name}: the lean transitions call guards given as callables, with the event")
 
 
 @cache

@@ -303,15 +303,30 @@ class ScheduledActor(Actor):
         if not self._started:
             self._started = True
             self._actor_loop_setup()
-        handle = self._handle_envelope
-        pop = inbox.pop
-        for _ in range(self._scheduler.slice_size):
-            if inbox._stopped:  # actor_stopped.is_set()
-                break
-            envelope = pop()
-            if envelope is None:
-                break
-            handle(envelope)
+        if not inbox._stopped:  # actor_stopped.is_set()
+            handlers = self.handlers
+            pop = inbox.pop
+            for _ in range(self._scheduler.slice_size):
+                envelope = pop()
+                if envelope is None:  # the first slice of an actor started with no mail
+                    break
+                # pykka's _actor_loop_running, for one envelope (inline: a slice per message is the hot path)
+                try:
+                    message = envelope.message
+                    handler = handlers.get(type(message))
+                    response = handler(self, message) if handler is not None else self._handle_receive(message)
+                    if envelope.reply_to is not None:
+                        envelope.reply_to.set(response)
+                except Exception:
+                    self._failed(envelope)
+                except BaseException:
+                    # pykka stops every actor here; on a shared scheduler we stop this one and go on.
+                    self._scheduler.failures += 1
+                    self._stop()
+                # Read without the lock: mail that a thread puts after this look is seen by ``release``,
+                # which looks again under the lock (it saves the ``pop`` that would find nothing).
+                if inbox._stopped or inbox._first is None:
+                    break
         if inbox._stopped:
             self._actor_loop_teardown()
             # The inbox points back at its actor (to schedule it); break that cycle so a stopped actor is
@@ -320,25 +335,15 @@ class ScheduledActor(Actor):
             return
         inbox.release()
 
-    def _handle_envelope(self, envelope: Envelope[Any]) -> None:
-        # pykka's _actor_loop_running, for one envelope.
+    def _failed(self, envelope: Envelope[Any]) -> None:
+        """Handling ``envelope`` raised (called in the ``except`` block): the asker gets the exception; a
+        failure nobody asked about is counted, logged, and told to ``on_failure``, as pykka does."""
+        if envelope.reply_to is not None:
+            envelope.reply_to.set_exception()
+            return
+        self._scheduler.failures += 1
+        self._handle_failure(*sys.exc_info())
         try:
-            message = envelope.message
-            handler = self.handlers.get(type(message))
-            response = handler(self, message) if handler is not None else self._handle_receive(message)
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(response)
+            self.on_failure(*sys.exc_info())
         except Exception:
-            if envelope.reply_to is not None:
-                envelope.reply_to.set_exception()
-            else:
-                self._scheduler.failures += 1
-                self._handle_failure(*sys.exc_info())
-                try:
-                    self.on_failure(*sys.exc_info())
-                except Exception:
-                    self._handle_failure(*sys.exc_info())
-        except BaseException:
-            # pykka stops every actor here; on a shared scheduler we stop this one and go on.
-            self._scheduler.failures += 1
-            self._stop()
+            self._handle_failure(*sys.exc_info())

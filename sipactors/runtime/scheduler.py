@@ -87,7 +87,8 @@ class Scheduler:
         heapq.heappush(self._timers, (handle.when, next(self._sequence), handle))
         if len(self._timers) > self._compact_above:
             self._compact()
-        self._wake()
+        # No ``_wake()``: this runs on the scheduler itself (a thread scheduler hands a timer set from another
+        # thread to ``submit``, which wakes it), so nothing sleeps that the new timer should wake.
         return handle
 
     def submit(self, callback: Callable[[], None]) -> None:
@@ -119,9 +120,6 @@ class Scheduler:
     def in_scheduler(self) -> bool:
         """Whether the calling code runs inside an actor slice (where blocking would deadlock)."""
         raise NotImplementedError
-
-    def _wake(self) -> None:
-        pass
 
     def _run_due_timers(self, now: float) -> int:
         fired = 0

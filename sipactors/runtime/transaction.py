@@ -140,8 +140,9 @@ class TransactionActor(TimedActor):
         self.step(name, message)
 
     def _timer_fired(self, event: TimerFired) -> None:
-        self.timers.pop(event.timer, None)
-        self.step(f"timer_{event.timer.lower()}", None)
+        timer = event.timer
+        self.timers.pop(timer, None)
+        self.step(_TIMER_EVENTS.get(timer) or _TIMER_EVENTS.setdefault(timer, f"timer_{timer.lower()}"), None)
 
     def _from_tu(self, event: FromTU) -> None:
         message = event.message
@@ -235,6 +236,7 @@ class TransactionActor(TimedActor):
 
 
 _AWAITING_FINAL = frozenset({"init", "trying", "proceeding"})
+_TIMER_EVENTS: dict[str, str] = {}  # a timer's name -> the event its firing is ("J" -> "timer_j"), made once
 
 #: What an actor does with each kind of mail and of effect (dispatch by type, not an isinstance ladder).
 _EVENTS: dict[type, Callable[[TransactionActor, Any], None]] = {
