@@ -58,10 +58,9 @@ class _TableTransition(Transition):
                 return False
         if self.dest:  # None would be an internal transition; every table row names its target
             # Machine.set_state(dest, model) for the one model and the state named by a string that the
-            # tables make: the model's attribute set to the state's value, without set_state's isinstance
-            # tests and its list of one model
-            machine = event_data.machine
-            setattr(event_data.model, machine.model_attribute, machine.states[self.dest].value)
+            # tables make: the model's ``state`` set to the state's value, which for a string state is its
+            # name, without set_state's isinstance tests and its list of one model
+            event_data.model.state = self.dest
         for callback in self.after:
             callback(event_data)  # type: ignore[operator]  # the tables give callables, never names
         return True
@@ -221,9 +220,9 @@ class TableMachine:
 
 
 def _check_lean(machine: Machine) -> None:
-    """``_TableTransition.execute`` skips the callbacks the tables never configure and calls guards as the
-    tables give them: refuse a machine that has any such callback or a guard named by a string, rather than
-    silently not run them."""
+    """``_TableTransition.execute`` skips the callbacks the tables never configure, calls guards as the
+    tables give them and sets the model's ``state``: refuse a machine that has any such callback, a guard
+    named by a string or another model attribute, rather than silently not run them."""
     hooks = (machine.prepare_event, machine.finalize_event, machine.before_state_change, machine.after_state_change,
              machine.on_exception, machine.on_final)
     states = [callback for state in machine.states.values() for callback in (*state.on_enter, *state.on_exit)]
@@ -233,8 +232,11 @@ def _check_lean(machine: Machine) -> None:
         raise ValueError(f"{machine.name}: the lean transitions execute only conditions and after callbacks")
     named = [c.func for event in machine.events.values() for ts in event.transitions.values() for t in ts
              for c in t.conditions if not callable(c.func)]
-    if named or not machine.send_event:
-        raise ValueError(f"{machine.name}: the lean transitions call guards given as callables, with the event")
+    if named or not machine.send_event or machine.model_attribute != "state":
+        raise ValueError(f"{machine.name}: the lean transitions call guards given as callables, with the event, "
+                         "and set the model's state")
+    if any(not isinstance(name, str) or state.value != name for name, state in machine.states.items()):
+        raise ValueError(f"{machine.name}: the lean transitions take a state's name for its value")
 
 
 @cache
