@@ -192,7 +192,10 @@ class TableMachine:
     @staticmethod
     def _stopped(intervals: dict[str, int], fired: str | None, effects: list[Any]) -> None:
         """A timer that fires is no longer running, unless its row restarted it."""
-        if fired is not None and not any(type(e) is StartTimer and e.timer == fired for e in effects):
+        if fired is not None:
+            for effect in effects:  # (a loop, not any() over a generator: this runs at every timer's firing)
+                if type(effect) is StartTimer and effect.timer == fired:
+                    return
             intervals.pop(fired, None)
 
     # -- the actions every family that has them shares ----------------------------------------------

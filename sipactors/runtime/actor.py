@@ -223,9 +223,9 @@ class ScheduledActor(Actor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # pykka's Actor.__init__, with the inbox as ``actor_stopped`` (see ScheduledInbox), and the URN and the
         # ``ActorRef`` made on first use (see ``actor_urn`` and ``actor_ref``).
-        self._scheduler = type(self).scheduler or default_scheduler()
+        self._scheduler = type(self).scheduler or _default or default_scheduler()
         self._number = next(_URN_COUNT)
-        self.actor_inbox = inbox = self._create_actor_inbox()
+        self.actor_inbox = inbox = ScheduledInbox()  # _create_actor_inbox(), without the hop
         self.actor_stopped = inbox  # type: ignore[assignment]
         self._started = False
         inbox.actor = self
@@ -283,7 +283,12 @@ class ScheduledActor(Actor):
     def spawn(cls, *args: Any, **kwargs: Any) -> Any:
         """Start an actor and return the actor itself, for the runtime that owns it (others get refs)."""
         actor = cls(*args, **kwargs)
-        actor._start_actor_loop()
+        # _start_actor_loop(), inline: the inbox is new and no other thread knows the actor yet, so it is
+        # put on the ready queue without kick's lock (unless its __init__ had it told something already)
+        inbox: ScheduledInbox = actor.actor_inbox
+        if not inbox._scheduled:
+            inbox._scheduled = True
+            actor._scheduler.schedule(actor)
         return actor
 
     @staticmethod
@@ -328,7 +333,8 @@ class ScheduledActor(Actor):
                 if inbox._stopped or inbox._first is None:
                     break
         if inbox._stopped:
-            self._actor_loop_teardown()
+            if inbox._first is not None:  # (most actors stop with an empty inbox: nothing to refuse)
+                self._actor_loop_teardown()
             # The inbox points back at its actor (to schedule it); break that cycle so a stopped actor is
             # freed when its owner forgets it, not at some later collection of the oldest generation.
             inbox.actor = None
