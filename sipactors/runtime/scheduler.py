@@ -73,6 +73,9 @@ class Scheduler:
         self._compact_above = _COMPACT_MIN  # heap size at which cancelled handles are swept out
         self._turn_end: list[Callable[[], None]] = []  # run once when the current turn of work ends
         self.failures = 0  # exceptions that escaped an actor's slice (each one is logged by the actor)
+        #: The thread that runs the actors' slices, the only one that touches their inboxes (ScheduledInbox):
+        #: for a manual scheduler the one that made it; a thread scheduler's worker sets its own.
+        self.owner_thread = threading.get_ident()
 
     def now(self) -> float:
         """Milliseconds on this scheduler's clock."""
@@ -294,7 +297,7 @@ class ThreadScheduler(Scheduler):
             self._wake_out.close()
 
     def _loop(self) -> None:
-        self._worker = threading.get_ident()
+        self._worker = self.owner_thread = threading.get_ident()
         self._started.set()
         inbox, ready, timers = self._inbox, self._ready, self._timers
         select = self._selector.select
