@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from mypy_extensions import mypyc_attr
 from transitions.core import Condition, Event, EventData, Machine, State, Transition
@@ -54,13 +54,13 @@ class _TableTransition(Transition):
         for condition in self.conditions:
             # Condition.check, for a machine that sends the event (send_event) and a guard given as a
             # callable (the tables' guards are functions, never names to resolve on the model)
-            if condition.func(event_data) != condition.target:
+            if condition.func(event_data) != condition.target:  # type: ignore[operator]  # (a callable)
                 return False
         if self.dest:  # None would be an internal transition; every table row names its target
             # Machine.set_state(dest, model) for the one model and the state named by a string that the
             # tables make: the model's ``state`` set to the state's value, which for a string state is its
             # name, without set_state's isinstance tests and its list of one model
-            event_data.model.state = self.dest
+            event_data.model.state = self.dest  # type: ignore[attr-defined]  # (the model has a state)
         for callback in self.after:
             callback(event_data)  # type: ignore[operator]  # the tables give callables, never names
         return True
@@ -75,6 +75,7 @@ class _TableMachine(Machine):
 Actions = tuple[tuple[Callable[[Any, dict[str, Any], str], None], str], ...]
 
 
+@mypyc_attr(native_class=False)  # a callable with a __name__, as transitions' callbacks are
 class _RowActions:
     """A row's ``after`` callback: its actions in the table's order (one callback rather than one per
     action: each costs transitions a resolve and a call). ``_execute`` runs ``actions`` itself, without
@@ -104,7 +105,7 @@ class _Step:
     source: State
     transitions: tuple[Transition, ...]
     fired: str | None  # the timer whose firing this event (``timer_<name>``) is: it is no longer running
-    rows: tuple[tuple[tuple[Condition, ...], str, Actions], ...]
+    rows: tuple[tuple[tuple[Condition, ...], str | None, Actions], ...]
 
 
 #: How a step runs a row: ``TableMachine._execute`` (the fast path) or ``TableMachine._trigger``.
@@ -154,7 +155,8 @@ class TableMachine:
     def _resolve(self, state: str, event: str, decision: dict[str, Any]) -> _Step:
         machine_event = self.machine.events.get(event)
         found = machine_event.transitions.get(state, []) if machine_event is not None else []
-        rows = tuple((tuple(t.conditions), t.dest, tuple(a for run in t.after for a in run.actions)) for t in found)
+        rows = tuple((tuple(t.conditions), t.dest, tuple(a for run in t.after for a in cast(_RowActions, run).actions))
+                     for t in found)
         return _Step(decision, decision["kind"], machine_event, self.machine.get_state(state), tuple(found),
                      self._timer_events.get(event), rows)
 
@@ -192,7 +194,7 @@ class TableMachine:
                     data = EventData(step.source, step.event, self.machine, obj, (), kwargs)
                 held = True
                 for condition in conditions:  # Condition.check (see _TableTransition.execute)
-                    if condition.func(data) != condition.target:
+                    if condition.func(data) != condition.target:  # type: ignore[operator]  # (a callable)
                         held = False
                         break
                 if not held:

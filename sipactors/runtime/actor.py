@@ -277,7 +277,7 @@ class ScheduledActor(Actor):
     def spawn(cls, *args: Any, **kwargs: Any) -> Any:
         """Start an actor and return the actor itself, for the runtime that owns it (others get refs)."""
         actor = cls(*args, **kwargs)
-        actor.actor_inbox.kick()  # _start_actor_loop(), without the hop
+        actor.actor_inbox.kick()  # type: ignore[attr-defined]  # _start_actor_loop(), without the hop
         return actor
 
     @staticmethod
