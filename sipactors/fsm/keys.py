@@ -23,13 +23,6 @@ ServerKey = tuple[str, ...]
 ClientKey = tuple[str, str]
 
 
-def _sent_by(via: Via) -> str:
-    # §17.2.3: "the sent-by value in the top Via ... is equal": host names compare case-insensitively
-    # (RFC 3261 §19.1.4), and an absent port is the transport's default, kept apart from an explicit one
-    # as the RFC compares what was written.
-    return f"{via.host.lower()}:{via.port if via.port is not None else ''}"
-
-
 def server_key_for(request: Request, method: str, top: Via | None = None) -> ServerKey:
     """The server transaction key of ``request`` as if its method were ``method`` (``top``: its top Via,
     when the caller has read it already)."""
@@ -37,7 +30,11 @@ def server_key_for(request: Request, method: str, top: Via | None = None) -> Ser
         top = request.via[0]
     branch = top.branch
     if branch is not None and branch.startswith(MAGIC_COOKIE):
-        return ("3261", branch, _sent_by(top), method)
+        # §17.2.3: "the sent-by value in the top Via ... is equal": host names compare case-insensitively
+        # (RFC 3261 §19.1.4), and an absent port is the transport's default, kept apart from an explicit
+        # one as the RFC compares what was written.
+        port = top.port
+        return ("3261", branch, f"{top.host.lower()}:{port if port is not None else ''}", method)
     cseq = request.cseq
     from_tag = request.from_.tag if request.from_ is not None else None
     return (
@@ -61,9 +58,10 @@ def client_key(message: Request | Response) -> ClientKey | None:
     """The client transaction of a request it sends, or of a response it receives (§17.1.3); None when
     the top Via has no branch (such a response matches no client transaction)."""
     vias = message.via
-    if not vias or vias[0].branch is None:
+    branch = vias[0].branch if vias else None
+    if branch is None:
         return None
     cseq = message.cseq
     if cseq is None:
         return None
-    return (vias[0].branch, cseq.method)
+    return (branch, cseq.method)

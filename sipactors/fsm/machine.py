@@ -94,15 +94,9 @@ class KindMachine(TableMachine):
     def new(self, reliable: bool, request: Any = None) -> Transaction:
         return Transaction(self.name, reliable, self.model["initial"], request)
 
-    def fire(self, tx: Transaction, event: str, message: Any = None) -> list[Effect]:
-        """One step: the effects of ``event`` in the transaction's current state."""
-        return self._fire(tx, event, message, self._execute)
-
-    def trigger(self, tx: Transaction, event: str, message: Any = None) -> list[Effect]:
-        """``fire`` through the general path, ``machine.events[event].trigger``, for the tests to compare."""
-        return self._fire(tx, event, message, self._trigger)
-
-    def _fire(self, tx: Transaction, event: str, message: Any, run: Run) -> list[Effect]:
+    def fire(self, tx: Transaction, event: str, message: Any = None, run: Run | None = None) -> list[Effect]:
+        """One step: the effects of ``event`` in the transaction's current state. ``run`` runs the row:
+        ``_execute`` when None (the fast path), ``_trigger`` for ``trigger``."""
         step = self._steps[tx.state].get(event)
         if step is None or step.kind != "rows":
             self._declined(tx.state, event, step)
@@ -111,11 +105,16 @@ class KindMachine(TableMachine):
             tx.request = message
         effects: list[Effect] = []
         fired = step.fired
-        if not run(step, tx, {"message": message, "effects": effects, "fired": fired}):
+        kwargs = {"message": message, "effects": effects, "fired": fired}
+        if not (self._execute(step, tx, kwargs) if run is None else run(step, tx, kwargs)):
             raise self._unguarded(tx.state, event)
         if fired is not None:
             self._stopped(tx.intervals, fired, effects)
         return effects
+
+    def trigger(self, tx: Transaction, event: str, message: Any = None) -> list[Effect]:
+        """``fire`` through the general path, ``machine.events[event].trigger``, for the tests to compare."""
+        return self.fire(tx, event, message, self._trigger)
 
     # -- actions ------------------------------------------------------------------------------------
     def _do_send_request(self, tx: Transaction, kw: dict[str, Any], timer: str) -> None:

@@ -73,6 +73,9 @@ class Scheduler:
         self._compact_above = _COMPACT_MIN  # heap size at which cancelled handles are swept out
         self._turn_end: list[Callable[[], None]] = []  # run once when the current turn of work ends
         self.failures = 0  # exceptions that escaped an actor's slice (each one is logged by the actor)
+        #: The thread that runs the actors' slices, the only one that touches their inboxes (ScheduledInbox):
+        #: for a manual scheduler the one that made it; a thread scheduler's worker sets its own.
+        self.owner_thread = threading.get_ident()
 
     def now(self) -> float:
         """Milliseconds on this scheduler's clock."""
@@ -87,7 +90,8 @@ class Scheduler:
         heapq.heappush(self._timers, (handle.when, next(self._sequence), handle))
         if len(self._timers) > self._compact_above:
             self._compact()
-        self._wake()
+        # No ``_wake()``: this runs on the scheduler itself (a thread scheduler hands a timer set from another
+        # thread to ``submit``, which wakes it), so nothing sleeps that the new timer should wake.
         return handle
 
     def submit(self, callback: Callable[[], None]) -> None:
@@ -119,9 +123,6 @@ class Scheduler:
     def in_scheduler(self) -> bool:
         """Whether the calling code runs inside an actor slice (where blocking would deadlock)."""
         raise NotImplementedError
-
-    def _wake(self) -> None:
-        pass
 
     def _run_due_timers(self, now: float) -> int:
         fired = 0
@@ -296,7 +297,7 @@ class ThreadScheduler(Scheduler):
             self._wake_out.close()
 
     def _loop(self) -> None:
-        self._worker = threading.get_ident()
+        self._worker = self.owner_thread = threading.get_ident()
         self._started.set()
         inbox, ready, timers = self._inbox, self._ready, self._timers
         select = self._selector.select

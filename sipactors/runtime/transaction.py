@@ -140,8 +140,9 @@ class TransactionActor(TimedActor):
         self.step(name, message)
 
     def _timer_fired(self, event: TimerFired) -> None:
-        self.timers.pop(event.timer, None)
-        self.step(f"timer_{event.timer.lower()}", None)
+        timer = event.timer
+        self.timers.pop(timer, None)
+        self.step(_TIMER_EVENTS.get(timer) or _TIMER_EVENTS.setdefault(timer, f"timer_{timer.lower()}"), None)
 
     def _from_tu(self, event: FromTU) -> None:
         message = event.message
@@ -235,6 +236,7 @@ class TransactionActor(TimedActor):
 
 
 _AWAITING_FINAL = frozenset({"init", "trying", "proceeding"})
+_TIMER_EVENTS: dict[str, str] = {}  # a timer's name -> the event its firing is ("J" -> "timer_j"), made once
 
 #: What an actor does with each kind of mail and of effect (dispatch by type, not an isinstance ladder).
 _EVENTS: dict[type, Callable[[TransactionActor, Any], None]] = {
@@ -365,7 +367,7 @@ class TransactionLayer:
         kind = "invite_server" if request.method == "INVITE" else "non_invite_server"
         top = _stamp_via(request, top, source)
         peer = source if transport.reliable else response_destination(top, source)
-        actor = self._spawn(self.server, kind, key, peer, transport)
+        self.server[key] = actor = TransactionActor.spawn(self, kind, key, peer, transport)
         self._hand(actor, request, source)
 
     def _response(self, response: Response, source: Address) -> None:
@@ -394,7 +396,7 @@ class TransactionLayer:
         when given (a notifier's NOTIFY, a stored MESSAGE delivered), else to the layer's TU."""
         key = client_key(request)
         kind = "invite_client" if request.method == "INVITE" else "non_invite_client"
-        actor = self._spawn(self.client, kind, key, destination, transport or self.transport)
+        self.client[key] = actor = TransactionActor.spawn(self, kind, key, destination, transport or self.transport)
         actor.owner = owner
         actor.tell(FromTU(request))
         return key
@@ -421,13 +423,6 @@ class TransactionLayer:
         return key if key in self.server else None
 
     # -- plumbing -------------------------------------------------------------------------------
-    def _spawn(
-        self, table: dict[Any, TransactionActor], kind: str, key: Any, peer: Address, transport: Transport,
-    ) -> TransactionActor:
-        actor: TransactionActor = TransactionActor.spawn(self, kind, key, peer, transport)
-        table[key] = actor
-        return actor
-
     def forget(self, key: Any, actor: TransactionActor) -> None:
         for table in (self.server, self.client):
             if table.get(key) is actor:
