@@ -96,6 +96,9 @@ DEFAULT_AUTH_METHODS = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE", "REFER", "PU
 _DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 #: §16.7 step 6: within the 4xx class, these are preferred (they tell the UAC how to retry).
 _PREFERRED_4XX = (401, 407, 415, 420, 484)
+#: The header fields whose values enter the loop hash after the To and From tags, Call-ID, Request-URI
+#: and CSeq number (§16.6 step 8, §16.3 item 4): those that change how the request is routed.
+_LOOP_FIELDS = ("Route", "Proxy-Require", "Proxy-Authorization")
 #: Request-URI schemes this proxy routes (§16.3 item 2: any other gets 416).
 _SCHEMES = frozenset({"sip", "sips", "tel"})
 
@@ -218,13 +221,13 @@ def loop_hash(request: Request) -> str:
     proxy processes the request (see the module's decisions for why the top Via is not among them)."""
     to, from_, cseq = request.to, request.from_, request.cseq
     parts = [
-        to.tag if to is not None else None, from_.tag if from_ is not None else None, request.call_id,
-        request.uri.render(), str(cseq.seq) if cseq is not None else None,
-        *(f.value for f in request.get_fields("Route")),
-        *(f.value for f in request.get_fields("Proxy-Require")),
-        *(f.value for f in request.get_fields("Proxy-Authorization")),
+        (to.tag or "") if to is not None else "", (from_.tag or "") if from_ is not None else "",
+        request.call_id or "", request.uri.render(), str(cseq.seq) if cseq is not None else "",
     ]
-    text = "\x00".join(part or "" for part in parts)
+    for name in _LOOP_FIELDS:
+        for field_ in request.get_fields(name):
+            parts.append(field_.value)
+    text = "\x00".join(parts)
     return hashlib.md5(text.encode("latin-1", "replace"), usedforsecurity=False).hexdigest()[:16]
 
 
@@ -429,7 +432,7 @@ class ProxyRole:
     # -- the location service (§16.5, RFC 3327, RFC 3841) ---------------------------------------------
     def _bindings(self, uri: SipURI) -> list[Binding]:
         now = self.clock()
-        for aor in _aors(uri):
+        for aor in _aors(uri.scheme, uri.host, uri.user, uri.port):
             bindings = (self.locations or self.store.locations).bindings(aor, now)
             if bindings:
                 return list(bindings)
@@ -459,8 +462,9 @@ class ProxyRole:
             return Answer(480)  # a user with no device registered now (§21.4.18)
         contacts = [_binding_target(binding) for binding in bindings]
         ordered = order_targets(request, [(contact, q) for contact, q, _ in contacts])
-        by_text = {contact.uri.render(): binding for contact, _, binding in contacts}
-        targets = [_target(t.contact.uri, by_text[t.contact.uri.render()], t.q) for t in ordered]
+        # order_targets hands back the contacts it was given: each finds its binding by identity
+        by_contact = {id(contact): binding for contact, _, binding in contacts}
+        targets = [_target(t.contact.uri, by_contact[id(t.contact)], t.q) for t in ordered]
         if not targets:
             return Answer(480, "No Matching Device")  # RFC 3841 §7.2.4: the preferences left nobody
         wanted = request_disposition(request)
@@ -488,14 +492,17 @@ def _target(uri: URI, binding: Binding, q: float) -> Target:
     return Target(uri, binding.path, q, flow)
 
 
-def _aors(uri: SipURI) -> list[str]:
-    """The AORs a local Request-URI may name: itself (RFC 3261 §10.3 step 5: its canonical form, port
-    kept), and, when it carries one of our ports, the same without it — the port names this server, and
-    clients register ``sip:user@domain`` and call ``sip:user@domain:port`` (SIPp's bench scenarios do)."""
-    aors = [canonical_aor(SipURI(uri.scheme, uri.host, uri.user, port=uri.port).render())]
-    if uri.port is not None:
-        aors.append(canonical_aor(SipURI(uri.scheme, uri.host, uri.user).render()))
-    return aors
+@functools.lru_cache(maxsize=4096)
+def _aors(scheme: str, host: str, user: str | None, port: int | None) -> tuple[str, ...]:
+    """The AORs a local Request-URI (its scheme, host, user and port) may name: itself (RFC 3261 §10.3
+    step 5: its canonical form, port kept), and, when it carries one of our ports, the same without it —
+    the port names this server, and clients register ``sip:user@domain`` and call ``sip:user@domain:port``
+    (SIPp's bench scenarios do). Memoised: a pure function of its arguments, asked for every request to a
+    local user, mostly for the same few users."""
+    aors = [canonical_aor(SipURI(scheme, host, user, port=port).render())]
+    if port is not None:
+        aors.append(canonical_aor(SipURI(scheme, host, user).render()))
+    return tuple(aors)
 
 
 def _for_realm(field: HeaderField, realm: str) -> bool:
@@ -515,10 +522,11 @@ def forward_request(plan: Plan, target: Target, policy: ProxyPolicy, index: int,
     _set_max_forwards(request, source.max_forwards)  # 3
     if policy.record_route and not plan.in_dialog and request.method in _DIALOG_CREATING:  # 4
         request.add_header("Record-Route", record_routes(policy, _arrived_over(source), transport), first=True)
-    routes = [NameAddr(parse_uri(_bare_uri(path), "Path")) for path in target.path]  # 6 (RFC 3327 §5.3: Path first)
-    if routes:
-        _set_routes(request, routes + request.route)
-    _strict_route_postprocess(request)
+    routes = source.route  # read from the request as received, whose fields are indexed already
+    if target.path:  # 6 (RFC 3327 §5.3: Path first)
+        routes = [NameAddr(parse_uri(_bare_uri(path), "Path")) for path in target.path] + routes
+        _set_routes(request, routes)
+    _strict_route_postprocess(request, routes)
     listener = policy.listener(transport)
     branch = f"{MAGIC_COOKIE}{plan.loop}.{index}"  # 8
     request.add_header("Via", [Via(listener.transport, _host(listener.host), listener.port, Params((("branch", branch),)))], first=True)
@@ -587,10 +595,9 @@ def _request_uri(uri: URI) -> URI:
     return uri
 
 
-def _strict_route_postprocess(request: Request) -> None:
-    """§16.6 step 6: a top Route without ``lr`` is a strict router: the Request-URI goes last in Route and
-    that Route value becomes the Request-URI."""
-    routes = request.route
+def _strict_route_postprocess(request: Request, routes: list[NameAddr]) -> None:
+    """§16.6 step 6 for ``request`` with Route ``routes``: a top Route without ``lr`` is a strict router:
+    the Request-URI goes last in Route and that Route value becomes the Request-URI."""
     if routes and isinstance(routes[0].uri, SipURI) and "lr" not in routes[0].uri.params:
         first = routes[0]
         _set_routes(request, [*routes[1:], NameAddr(request.uri)])
