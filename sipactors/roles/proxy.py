@@ -256,10 +256,12 @@ def validate(request: Request, policy: ProxyPolicy) -> Answer | None:
         mine = loop_hash(request)
         if any(_branch_hash(via.branch) == mine for via in own):
             return Answer(482)
-    required = [tag for f in request.get_fields("Proxy-Require") for tag in f.value.replace(" ", "").split(",") if tag]
-    unsupported = [tag for tag in required if tag.lower() not in policy.proxy_require]
-    if unsupported:  # item 5
-        return Answer(420, headers=(("Unsupported", ", ".join(unsupported)),))
+    fields = request.get_fields("Proxy-Require")
+    if fields:  # item 5
+        required = [tag for f in fields for tag in f.value.replace(" ", "").split(",") if tag]
+        unsupported = [tag for tag in required if tag.lower() not in policy.proxy_require]
+        if unsupported:
+            return Answer(420, headers=(("Unsupported", ", ".join(unsupported)),))
     return None
 
 
@@ -552,7 +554,8 @@ def _arrived_over(request: Request) -> str:
 def via_over(request: Request, policy: ProxyPolicy, transport: str) -> Request:
     """``request`` with its top Via (ours, §16.6 step 8) naming our listener for ``transport``, the branch
     kept (§18.1.1: the Via names the transport the request is sent over)."""
-    top = request.via[0]
+    top = request.top_via
+    assert top is not None  # ours (§16.6 step 8)
     if top.transport.upper() == transport:
         return request
     listener = policy.listener(transport)
@@ -574,13 +577,12 @@ def _bare_uri(text: str) -> str:
 def _set_max_forwards(request: Request, received: int | None) -> None:
     """§16.6 step 3 in place (step 1: the copy keeps the order of the header fields)."""
     value = received - 1 if received is not None else DEFAULT_MAX_FORWARDS
-    field_ = HeaderField("Max-Forwards", str(value), None, value)
     for index, existing in enumerate(request.fields):
         if existing.key == "max-forwards":
-            request.fields[index] = field_
+            request.fields[index] = HeaderField("Max-Forwards", str(value), None, value, (existing.key, existing.spec))
             request._index = None
             return
-    request.fields.append(field_)
+    request.fields.append(HeaderField("Max-Forwards", str(value), None, value))
     request._index = None
 
 
@@ -676,7 +678,10 @@ class ResponseContext:
         return response_for(branch.request, status, to_tag=f"{self.plan.loop}{branch.index}")
 
     def others_pending(self, branch: Branch) -> bool:
-        return any(b.pending for b in self.branches if b is not branch)
+        for other in self.branches:  # (a loop: asked twice per response, of one branch most of the time)
+            if other.final is None and other is not branch:
+                return True
+        return False
 
     def more_targets(self, response: Response) -> bool:
         """Whether a failure of the last pending branch leads to another target (§16.6, §16.7 step 4)."""
@@ -770,7 +775,7 @@ def pop_via(message: Response) -> Response:
         if field_.key == "via":
             rest = field_.parsed[1:]
             if rest:
-                fields[index] = HeaderField("Via", ", ".join(v.render() for v in rest), None, rest)
+                fields[index] = HeaderField("Via", ", ".join(v.render() for v in rest), None, rest, (field_.key, field_.spec))
             else:
                 del fields[index]
             break
