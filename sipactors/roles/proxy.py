@@ -330,8 +330,8 @@ class Plan:
 
 def _groups(targets: Sequence[Target], parallel: str | None, fork: str | None) -> tuple[tuple[Target, ...], ...]:
     """Equal q in parallel, q classes in sequence (§16.6, RFC 3841 §7.2.4); or as the caller asked (§9.1)."""
-    if not targets:
-        return ()
+    if len(targets) <= 1:  # no target, or one (the common case): whatever the caller asked for
+        return (tuple(targets),) if targets else ()
     if fork == "no-fork":
         return ((targets[0],),)
     if parallel == "parallel":
