@@ -274,8 +274,8 @@ def preprocess_routes(request: Request, policy: ProxyPolicy) -> tuple[Request, b
     * A top Route naming us is removed.
     """
     copy = Request(request.method, request.uri, list(request.fields), request.body, request.version)
-    routes = copy.route
-    if policy.ours(copy.uri) and isinstance(copy.uri, SipURI) and copy.uri.user is None and routes:
+    routes = request.route  # (the received request's: its fields are indexed already, the copy's are not)
+    if routes and isinstance(copy.uri, SipURI) and copy.uri.user is None and policy.ours(copy.uri):
         copy.uri = routes[-1].uri  # "replace the Request-URI ... with the last value from the Route"
         _set_routes(copy, routes[:-1])
         routes = routes[:-1]
