@@ -172,7 +172,7 @@ class ProxyContext(TimedActor):
             self.step("branch_provisional", BranchEvent(branch, response))
         else:
             self.step("branch_final", BranchEvent(branch, response))
-        if status >= 200:
+        if status >= 200 and self.timers:  # (none runs once the context ended, nor for a non-INVITE)
             self._cancel_timer(CancelTimer(f"C{branch.index}"))
 
     def _timer_c(self, branch: Branch) -> None:
