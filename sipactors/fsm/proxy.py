@@ -104,7 +104,7 @@ class ProxyMachine(TableMachine):
 
     # -- actions ------------------------------------------------------------------------------------
     def _do_forward_next(self, c: ContextState, kw: dict[str, Any], timer: str) -> None:
-        kw["effects"].extend(Forward(branch) for branch in c.context.open_next_group())
+        kw["effects"].extend([Forward(branch) for branch in c.context.open_next_group()])
 
     def _do_note_provisional(self, c: ContextState, kw: dict[str, Any], timer: str) -> None:
         kw["message"].branch.provisional = True

@@ -180,6 +180,8 @@ def _qa(preferences: Preferences, contact: Predicate) -> Fraction | None:
 def _by_q_then_qa(targets: list[tuple[int, Target]]) -> list[Target]:
     # "sorted by the q-value provided by the callee", then by Qa within each class of equal q; equal
     # (q, Qa) keep the order the contacts came in (the registration order), so the sort is stable.
+    if len(targets) == 1:  # the common case, one device: nothing to sort
+        return [targets[0][1]]
     targets.sort(key=lambda item: (-item[1].q, -(item[1].qa or 0), item[0]))
     return [target for _, target in targets]
 
@@ -255,6 +257,11 @@ def disposition(directives: Iterable[str]) -> Disposition:
     return Disposition(**chosen)  # type: ignore[arg-type]
 
 
+#: The Disposition of a request without Request-Disposition (most of them): no directive, local policy.
+_NONE = Disposition()
+
+
 def request_disposition(request: Request) -> Disposition:
     """The Request-Disposition of a request (§7.1: executed by the owner of the Request-URI's domain)."""
-    return disposition(request.header("Request-Disposition") or ())
+    directives = request.header("Request-Disposition")
+    return disposition(directives) if directives else _NONE

@@ -96,6 +96,9 @@ DEFAULT_AUTH_METHODS = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE", "REFER", "PU
 _DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 #: §16.7 step 6: within the 4xx class, these are preferred (they tell the UAC how to retry).
 _PREFERRED_4XX = (401, 407, 415, 420, 484)
+#: The header fields whose values enter the loop hash after the To and From tags, Call-ID, Request-URI
+#: and CSeq number (§16.6 step 8, §16.3 item 4): those that change how the request is routed.
+_LOOP_FIELDS = ("Route", "Proxy-Require", "Proxy-Authorization")
 #: Request-URI schemes this proxy routes (§16.3 item 2: any other gets 416).
 _SCHEMES = frozenset({"sip", "sips", "tel"})
 
@@ -218,13 +221,13 @@ def loop_hash(request: Request) -> str:
     proxy processes the request (see the module's decisions for why the top Via is not among them)."""
     to, from_, cseq = request.to, request.from_, request.cseq
     parts = [
-        to.tag if to is not None else None, from_.tag if from_ is not None else None, request.call_id,
-        request.uri.render(), str(cseq.seq) if cseq is not None else None,
-        *(f.value for f in request.get_fields("Route")),
-        *(f.value for f in request.get_fields("Proxy-Require")),
-        *(f.value for f in request.get_fields("Proxy-Authorization")),
+        (to.tag or "") if to is not None else "", (from_.tag or "") if from_ is not None else "",
+        request.call_id or "", request.uri.render(), str(cseq.seq) if cseq is not None else "",
     ]
-    text = "\x00".join(part or "" for part in parts)
+    for name in _LOOP_FIELDS:
+        for field_ in request.get_fields(name):
+            parts.append(field_.value)
+    text = "\x00".join(parts)
     return hashlib.md5(text.encode("latin-1", "replace"), usedforsecurity=False).hexdigest()[:16]
 
 
@@ -253,10 +256,12 @@ def validate(request: Request, policy: ProxyPolicy) -> Answer | None:
         mine = loop_hash(request)
         if any(_branch_hash(via.branch) == mine for via in own):
             return Answer(482)
-    required = [tag for f in request.get_fields("Proxy-Require") for tag in f.value.replace(" ", "").split(",") if tag]
-    unsupported = [tag for tag in required if tag.lower() not in policy.proxy_require]
-    if unsupported:  # item 5
-        return Answer(420, headers=(("Unsupported", ", ".join(unsupported)),))
+    fields = request.get_fields("Proxy-Require")
+    if fields:  # item 5
+        required = [tag for f in fields for tag in f.value.replace(" ", "").split(",") if tag]
+        unsupported = [tag for tag in required if tag.lower() not in policy.proxy_require]
+        if unsupported:
+            return Answer(420, headers=(("Unsupported", ", ".join(unsupported)),))
     return None
 
 
@@ -269,8 +274,8 @@ def preprocess_routes(request: Request, policy: ProxyPolicy) -> tuple[Request, b
     * A top Route naming us is removed.
     """
     copy = Request(request.method, request.uri, list(request.fields), request.body, request.version)
-    routes = copy.route
-    if policy.ours(copy.uri) and isinstance(copy.uri, SipURI) and copy.uri.user is None and routes:
+    routes = request.route  # (the received request's: its fields are indexed already, the copy's are not)
+    if routes and isinstance(copy.uri, SipURI) and copy.uri.user is None and policy.ours(copy.uri):
         copy.uri = routes[-1].uri  # "replace the Request-URI ... with the last value from the Route"
         _set_routes(copy, routes[:-1])
         routes = routes[:-1]
@@ -325,8 +330,8 @@ class Plan:
 
 def _groups(targets: Sequence[Target], parallel: str | None, fork: str | None) -> tuple[tuple[Target, ...], ...]:
     """Equal q in parallel, q classes in sequence (§16.6, RFC 3841 §7.2.4); or as the caller asked (§9.1)."""
-    if not targets:
-        return ()
+    if len(targets) <= 1:  # no target, or one (the common case): whatever the caller asked for
+        return (tuple(targets),) if targets else ()
     if fork == "no-fork":
         return ((targets[0],),)
     if parallel == "parallel":
@@ -429,7 +434,7 @@ class ProxyRole:
     # -- the location service (§16.5, RFC 3327, RFC 3841) ---------------------------------------------
     def _bindings(self, uri: SipURI) -> list[Binding]:
         now = self.clock()
-        for aor in _aors(uri):
+        for aor in _aors(uri.scheme, uri.host, uri.user, uri.port):
             bindings = (self.locations or self.store.locations).bindings(aor, now)
             if bindings:
                 return list(bindings)
@@ -459,8 +464,9 @@ class ProxyRole:
             return Answer(480)  # a user with no device registered now (§21.4.18)
         contacts = [_binding_target(binding) for binding in bindings]
         ordered = order_targets(request, [(contact, q) for contact, q, _ in contacts])
-        by_text = {contact.uri.render(): binding for contact, _, binding in contacts}
-        targets = [_target(t.contact.uri, by_text[t.contact.uri.render()], t.q) for t in ordered]
+        # order_targets hands back the contacts it was given: each finds its binding by identity
+        by_contact = {id(contact): binding for contact, _, binding in contacts}
+        targets = [_target(t.contact.uri, by_contact[id(t.contact)], t.q) for t in ordered]
         if not targets:
             return Answer(480, "No Matching Device")  # RFC 3841 §7.2.4: the preferences left nobody
         wanted = request_disposition(request)
@@ -488,14 +494,17 @@ def _target(uri: URI, binding: Binding, q: float) -> Target:
     return Target(uri, binding.path, q, flow)
 
 
-def _aors(uri: SipURI) -> list[str]:
-    """The AORs a local Request-URI may name: itself (RFC 3261 §10.3 step 5: its canonical form, port
-    kept), and, when it carries one of our ports, the same without it — the port names this server, and
-    clients register ``sip:user@domain`` and call ``sip:user@domain:port`` (SIPp's bench scenarios do)."""
-    aors = [canonical_aor(SipURI(uri.scheme, uri.host, uri.user, port=uri.port).render())]
-    if uri.port is not None:
-        aors.append(canonical_aor(SipURI(uri.scheme, uri.host, uri.user).render()))
-    return aors
+@functools.lru_cache(maxsize=4096)
+def _aors(scheme: str, host: str, user: str | None, port: int | None) -> tuple[str, ...]:
+    """The AORs a local Request-URI (its scheme, host, user and port) may name: itself (RFC 3261 §10.3
+    step 5: its canonical form, port kept), and, when it carries one of our ports, the same without it —
+    the port names this server, and clients register ``sip:user@domain`` and call ``sip:user@domain:port``
+    (SIPp's bench scenarios do). Memoised: a pure function of its arguments, asked for every request to a
+    local user, mostly for the same few users."""
+    aors = [canonical_aor(SipURI(scheme, host, user, port=port).render())]
+    if port is not None:
+        aors.append(canonical_aor(SipURI(scheme, host, user).render()))
+    return tuple(aors)
 
 
 def _for_realm(field: HeaderField, realm: str) -> bool:
@@ -515,10 +524,11 @@ def forward_request(plan: Plan, target: Target, policy: ProxyPolicy, index: int,
     _set_max_forwards(request, source.max_forwards)  # 3
     if policy.record_route and not plan.in_dialog and request.method in _DIALOG_CREATING:  # 4
         request.add_header("Record-Route", record_routes(policy, _arrived_over(source), transport), first=True)
-    routes = [NameAddr(parse_uri(_bare_uri(path), "Path")) for path in target.path]  # 6 (RFC 3327 §5.3: Path first)
-    if routes:
-        _set_routes(request, routes + request.route)
-    _strict_route_postprocess(request)
+    routes = source.route  # read from the request as received, whose fields are indexed already
+    if target.path:  # 6 (RFC 3327 §5.3: Path first)
+        routes = [NameAddr(parse_uri(_bare_uri(path), "Path")) for path in target.path] + routes
+        _set_routes(request, routes)
+    _strict_route_postprocess(request, routes)
     listener = policy.listener(transport)
     branch = f"{MAGIC_COOKIE}{plan.loop}.{index}"  # 8
     request.add_header("Via", [Via(listener.transport, _host(listener.host), listener.port, Params((("branch", branch),)))], first=True)
@@ -544,7 +554,8 @@ def _arrived_over(request: Request) -> str:
 def via_over(request: Request, policy: ProxyPolicy, transport: str) -> Request:
     """``request`` with its top Via (ours, §16.6 step 8) naming our listener for ``transport``, the branch
     kept (§18.1.1: the Via names the transport the request is sent over)."""
-    top = request.via[0]
+    top = request.top_via
+    assert top is not None  # ours (§16.6 step 8)
     if top.transport.upper() == transport:
         return request
     listener = policy.listener(transport)
@@ -566,13 +577,12 @@ def _bare_uri(text: str) -> str:
 def _set_max_forwards(request: Request, received: int | None) -> None:
     """§16.6 step 3 in place (step 1: the copy keeps the order of the header fields)."""
     value = received - 1 if received is not None else DEFAULT_MAX_FORWARDS
-    field_ = HeaderField("Max-Forwards", str(value), None, value)
     for index, existing in enumerate(request.fields):
         if existing.key == "max-forwards":
-            request.fields[index] = field_
+            request.fields[index] = HeaderField("Max-Forwards", str(value), None, value, (existing.key, existing.spec))
             request._index = None
             return
-    request.fields.append(field_)
+    request.fields.append(HeaderField("Max-Forwards", str(value), None, value))
     request._index = None
 
 
@@ -587,10 +597,9 @@ def _request_uri(uri: URI) -> URI:
     return uri
 
 
-def _strict_route_postprocess(request: Request) -> None:
-    """§16.6 step 6: a top Route without ``lr`` is a strict router: the Request-URI goes last in Route and
-    that Route value becomes the Request-URI."""
-    routes = request.route
+def _strict_route_postprocess(request: Request, routes: list[NameAddr]) -> None:
+    """§16.6 step 6 for ``request`` with Route ``routes``: a top Route without ``lr`` is a strict router:
+    the Request-URI goes last in Route and that Route value becomes the Request-URI."""
     if routes and isinstance(routes[0].uri, SipURI) and "lr" not in routes[0].uri.params:
         first = routes[0]
         _set_routes(request, [*routes[1:], NameAddr(request.uri)])
@@ -669,7 +678,10 @@ class ResponseContext:
         return response_for(branch.request, status, to_tag=f"{self.plan.loop}{branch.index}")
 
     def others_pending(self, branch: Branch) -> bool:
-        return any(b.pending for b in self.branches if b is not branch)
+        for other in self.branches:  # (a loop: asked twice per response, of one branch most of the time)
+            if other.final is None and other is not branch:
+                return True
+        return False
 
     def more_targets(self, response: Response) -> bool:
         """Whether a failure of the last pending branch leads to another target (§16.6, §16.7 step 4)."""
@@ -763,7 +775,7 @@ def pop_via(message: Response) -> Response:
         if field_.key == "via":
             rest = field_.parsed[1:]
             if rest:
-                fields[index] = HeaderField("Via", ", ".join(v.render() for v in rest), None, rest)
+                fields[index] = HeaderField("Via", ", ".join(v.render() for v in rest), None, rest, (field_.key, field_.spec))
             else:
                 del fields[index]
             break

@@ -572,6 +572,9 @@ class Registrar:
         held = self._held.get(aor)
         if not held:
             return []
+        if len(held) == 1:  # one device, the common case: nothing to sort
+            (binding,) = held.values()
+            return [binding] if binding.expires > now else []
         return sorted((binding for binding in held.values() if binding.expires > now), key=Binding.order_key)
 
     def handle(

@@ -172,7 +172,7 @@ class ProxyContext(TimedActor):
             self.step("branch_provisional", BranchEvent(branch, response))
         else:
             self.step("branch_final", BranchEvent(branch, response))
-        if status >= 200:
+        if status >= 200 and self.timers:  # (none runs once the context ended, nor for a non-INVITE)
             self._cancel_timer(CancelTimer(f"C{branch.index}"))
 
     def _timer_c(self, branch: Branch) -> None:
@@ -228,7 +228,9 @@ class ProxyContext(TimedActor):
             return
         assert branch.request is not None
         destination, transport = usable[0].address, self.layer.transports[usable[0].transport]
-        if usable[0].transport != branch.request.via[0].transport.upper():  # its Via and Record-Route say how it goes
+        via = branch.request.top_via  # ours (§16.6 step 8)
+        assert via is not None
+        if usable[0].transport != via.transport.upper():  # its Via and Record-Route say how it goes
             branch.request = forward_request(self.context.plan, branch.target, self.owner.role.policy, branch.index, usable[0].transport)
         key = self.layer.send_request(branch.request, destination, transport)
         self.destinations[branch.index] = (destination, transport)

@@ -92,10 +92,27 @@ class NextHop:
         return 5061 if self.transport.startswith("TLS") else 5060
 
 
+#: NextHop by URI text: bounded, as the URIs come from the network.
+_HOPS: dict[str, NextHop] = {}
+_HOPS_LIMIT = 4096
+
+
 def next_hop(uri: URI) -> NextHop:
-    """TARGET, transport and port of ``uri`` (RFC 3263 §4, §4.1, §4.2), before any name is looked up."""
+    """TARGET, transport and port of ``uri`` (RFC 3263 §4, §4.1, §4.2), before any name is looked up.
+    Memoised by the URI's text (its rendering is kept on the URI): a proxy asks it for every request
+    it forwards, mostly for the same few registered contacts and Record-Route values."""
     if not isinstance(uri, SipURI):
         raise ResolutionError(uri, f"a {uri.scheme} URI has no SIP next hop (RFC 3263 §4)", 416)
+    text = uri.render()
+    hop = _HOPS.get(text)
+    if hop is None:
+        hop = _next_hop(uri)
+        if len(_HOPS) < _HOPS_LIMIT:
+            _HOPS[text] = hop
+    return hop
+
+
+def _next_hop(uri: SipURI) -> NextHop:
     name = bare_name(uri.params.get("maddr") or uri.host)
     transport = None
     if "transport" in uri.params:
