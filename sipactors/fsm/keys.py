@@ -57,8 +57,8 @@ def cancel_target(cancel: Request) -> ServerKey:
 def client_key(message: Request | Response) -> ClientKey | None:
     """The client transaction of a request it sends, or of a response it receives (§17.1.3); None when
     the top Via has no branch (such a response matches no client transaction)."""
-    vias = message.via
-    branch = vias[0].branch if vias else None
+    top = message.top_via  # not ``via``: that copies every via-parm
+    branch = top.branch if top is not None else None
     if branch is None:
         return None
     cseq = message.cseq

@@ -239,8 +239,9 @@ class Message:
         index = self._index
         for field in (index if index is not None else self._fields_by_key()).get("via", ()):
             parsed = field._parsed
-            if parsed is _UNSET or type(parsed) is not list:  # not parsed yet, or Deferred (rulings R22)
-                parsed = field.parsed
+            if type(parsed) is not list:  # not parsed yet, or Deferred (rulings R22)
+                field.parsed  # noqa: B018 - parses (or builds) and keeps the list, read without its copy
+                parsed = field._parsed
             if parsed:
                 return parsed[0]  # type: ignore[no-any-return]
         return None
