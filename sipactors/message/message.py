@@ -152,11 +152,13 @@ class Message:
         return (index if index is not None else self._fields_by_key()).get(info[0], [])
 
     def has(self, name: str) -> bool:
-        return bool(self.get_fields(name))
+        info = _LOOKED_UP.get(name) or _name_info(name)
+        index = self._index  # its lists are never empty: no get_fields, no empty list made for an absent name
+        return info[0] in (index if index is not None else self._fields_by_key())
 
     def header(self, name: str) -> Any:
         """Parsed value of a header: a list for comma-list headers (all lines), the first line's otherwise."""
-        key, spec = _name_info(name)
+        key, spec = _LOOKED_UP.get(name) or _name_info(name)
         return self._value(key, spec is not None and spec.is_list)
 
     def _value(self, key: str, is_list: bool) -> Any:
@@ -564,7 +566,11 @@ def _index_of(fields: list[HeaderField]) -> dict[str, list[HeaderField]]:
     if len(index) != len(fields):  # a name on several lines (several Via, Route, ...): gather them in order
         index = {}
         for field in fields:
-            index.setdefault(field.key, []).append(field)
+            group = index.get(field.key)
+            if group is None:
+                index[field.key] = [field]
+            else:
+                group.append(field)
     return index
 
 
@@ -916,7 +922,7 @@ def _frame_body(message: Message, data: bytes, offset: int, stream: bool) -> Non
             raise ParseError("missing Content-Length on a stream transport", header="Content-Length")
         message.body = data[offset:]
         return
-    length = lengths[0].parsed
+    length = lengths[0]._parsed  # a core header: parsed by ``_build`` already
     if length > available:
         raise ParseError("Content-Length larger than the message", header="Content-Length", rule="Content-Length")
     # §18.3: octets beyond Content-Length in a datagram are discarded.
