@@ -205,6 +205,11 @@ def _urn(number: int) -> str:
     return f"{_URN_PREFIX}{number & 0xFFFFFFFFFFFF:012x}"
 
 
+#: pykka's empty hooks: an actor whose class keeps them has nothing to run at its start or its stop.
+_NO_ON_START = Actor.on_start
+_NO_ON_STOP = Actor.on_stop
+
+
 class ScheduledActor(Actor):
     """A pykka actor that runs in slices on a shared ``Scheduler``."""
 
@@ -255,10 +260,11 @@ class ScheduledActor(Actor):
         self.actor_stopped.set()
         if _pykka_log.isEnabledFor(logging.DEBUG):
             _pykka_log.debug(f"Stopped {self}")
-        try:
-            self.on_stop()
-        except Exception:
-            self._handle_failure(*sys.exc_info())
+        if type(self).on_stop is not _NO_ON_STOP:  # (the runtime's actors have none: a call saved per actor)
+            try:
+                self.on_stop()
+            except Exception:
+                self._handle_failure(*sys.exc_info())
 
     def stop_now(self) -> None:
         """Stop from inside this actor's own slice, once its machine has said Terminated: the slice ends
@@ -296,7 +302,8 @@ class ScheduledActor(Actor):
         inbox: ScheduledInbox = self.actor_inbox  # type: ignore[assignment]
         if not self._started:
             self._started = True
-            self._actor_loop_setup()
+            if type(self).on_start is not _NO_ON_START:  # (the runtime's actors have none: two calls saved per actor)
+                self._actor_loop_setup()
         if not inbox._stopped:  # actor_stopped.is_set()
             handlers = self.handlers
             pop = inbox.pop
