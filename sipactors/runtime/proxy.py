@@ -114,7 +114,7 @@ class ProxyContext(TimedActor):
 
     def __init__(self, owner: Proxy, layer: Any, server_key: Any, plan: Plan, to_tag: str, serial: int,
                  machine: ProxyMachine | None = None) -> None:
-        super().__init__()
+        TimedActor.__init__(self)  # not super(): an actor per proxied request, and super() costs an object
         self.owner = owner
         self.layer = layer
         self.server_key = server_key
