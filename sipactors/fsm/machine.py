@@ -108,7 +108,7 @@ class KindMachine(TableMachine):
         kwargs = {"message": message, "effects": effects, "fired": fired}
         plain = step.plain
         if plain is not None and run is None:  # _execute's work for one unguarded row, inline
-            tx.state = plain[0]  # type: ignore[assignment]  # (every table row names its target)
+            tx.state = plain[0]
             for action, timer in plain[1]:
                 action(tx, kwargs, timer)
         elif not (self._execute(step, tx, kwargs) if run is None else run(step, tx, kwargs)):

@@ -93,7 +93,7 @@ class ProxyMachine(TableMachine):
         # _fire and _execute for one unguarded row, inline (a step per message a context handles)
         effects: list[ProxyEffect] = []
         kwargs = {"message": message, "effects": effects, "fired": None}
-        c.state = plain[0]  # type: ignore[assignment]  # (every table row names its target)
+        c.state = plain[0]
         for action, timer in plain[1]:
             action(c, kwargs, timer)
         return effects

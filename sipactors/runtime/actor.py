@@ -291,7 +291,8 @@ class ScheduledActor(Actor):
     def spawn(cls, *args: Any, **kwargs: Any) -> Any:
         """Start an actor and return the actor itself, for the runtime that owns it (others get refs)."""
         actor = cls(*args, **kwargs)
-        actor.actor_inbox._scheduled = True  # inbox.kick() (_start_actor_loop()), inline: a fresh inbox is idle
+        # inbox.kick() (_start_actor_loop()), inline: a fresh inbox is idle
+        actor.actor_inbox._scheduled = True  # type: ignore[attr-defined]  # (a ScheduledInbox)
         actor._scheduler.schedule(actor)
         return actor
 
