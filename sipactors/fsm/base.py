@@ -106,6 +106,9 @@ class _Step:
     transitions: tuple[Transition, ...]
     fired: str | None  # the timer whose firing this event (``timer_<name>``) is: it is no longer running
     rows: tuple[tuple[tuple[Condition, ...], str | None, Actions], ...]
+    #: The target and actions of the pair's one row when it has no guard (most pairs): a ``fire`` runs it
+    #: inline, without the call to ``_execute`` and its loop over the rows (a step per message and timer).
+    plain: tuple[str, Actions] | None = None
 
 
 #: How a step runs a row: ``TableMachine._execute`` (the fast path) or ``TableMachine._trigger``.
@@ -157,8 +160,10 @@ class TableMachine:
         found = machine_event.transitions.get(state, []) if machine_event is not None else []
         rows = tuple((tuple(t.conditions), t.dest, tuple(a for run in t.after for a in cast(_RowActions, run).actions))
                      for t in found)
+        conditions, dest, actions = rows[0] if len(rows) == 1 else ((), None, ())
+        plain = (dest, actions) if dest is not None and not conditions else None
         return _Step(decision, decision["kind"], machine_event, self.machine.get_state(state), tuple(found),
-                     self._timer_events.get(event), rows)
+                     self._timer_events.get(event), rows, plain)
 
     def decision(self, state: str, event: str) -> dict[str, Any]:
         return self.decisions[state][event]

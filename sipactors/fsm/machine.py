@@ -106,7 +106,12 @@ class KindMachine(TableMachine):
         effects: list[Effect] = []
         fired = step.fired
         kwargs = {"message": message, "effects": effects, "fired": fired}
-        if not (self._execute(step, tx, kwargs) if run is None else run(step, tx, kwargs)):
+        plain = step.plain
+        if plain is not None and run is None:  # _execute's work for one unguarded row, inline
+            tx.state = plain[0]
+            for action, timer in plain[1]:
+                action(tx, kwargs, timer)
+        elif not (self._execute(step, tx, kwargs) if run is None else run(step, tx, kwargs)):
             raise self._unguarded(tx.state, event)
         if fired is not None:
             self._stopped(tx.intervals, fired, effects)

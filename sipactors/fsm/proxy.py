@@ -86,7 +86,17 @@ class ProxyMachine(TableMachine):
 
     def fire(self, c: ContextState, event: str, message: Any = None) -> list[ProxyEffect]:
         """One step: the effects of ``event`` in the context's current state."""
-        return self._fire(c, event, message, self._execute)
+        step = self._steps[c.state].get(event)
+        plain = step.plain if step is not None else None
+        if plain is None:  # guarded rows, an ignore or an error entry
+            return self._fire(c, event, message, self._execute)
+        # _fire and _execute for one unguarded row, inline (a step per message a context handles)
+        effects: list[ProxyEffect] = []
+        kwargs = {"message": message, "effects": effects, "fired": None}
+        c.state = plain[0]
+        for action, timer in plain[1]:
+            action(c, kwargs, timer)
+        return effects
 
     def trigger(self, c: ContextState, event: str, message: Any = None) -> list[ProxyEffect]:
         """``fire`` through the general path, ``machine.events[event].trigger``, for the tests to compare."""

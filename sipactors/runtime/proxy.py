@@ -114,7 +114,7 @@ class ProxyContext(TimedActor):
 
     def __init__(self, owner: Proxy, layer: Any, server_key: Any, plan: Plan, to_tag: str, serial: int,
                  machine: ProxyMachine | None = None) -> None:
-        super().__init__()
+        TimedActor.__init__(self)  # not super(): an actor per proxied request, and super() costs an object
         self.owner = owner
         self.layer = layer
         self.server_key = server_key
@@ -136,27 +136,31 @@ class ProxyContext(TimedActor):
 
     # -- mail -----------------------------------------------------------------------------------------
     def on_receive(self, message: Any) -> None:
-        kind = type(message)
-        if kind is BranchResponse:
-            self._response(message)
-        elif kind is BranchFailed:
-            branch = self._branch(message.index)
-            if branch.pending:
-                self.step("branch_final", BranchEvent(branch, self.context.synthesize(branch, message.status)))
-        elif kind is Resolved:
-            branch = self._branch(message.index)
-            if message.error is not None:
-                log.info("branch %s of %s: %s", branch.index, self.actor_id, message.error)
-            self._send_branch(branch, list(message.targets), message.status)
-        elif kind is TimerFired:
-            self.timers.pop(message.timer, None)
-            self._timer_c(self._branch(int(message.timer[1:])))
-        elif kind is Cancel:
-            self.step("cancel", None)
-        elif kind is Start:
-            self.step("start", None)
-        else:
+        handler = _MAIL.get(type(message))
+        if handler is None:
             raise TypeError(f"a proxy context does not take {message!r}")
+        handler(self, message)
+
+    def _branch_failed(self, message: BranchFailed) -> None:
+        branch = self._branch(message.index)
+        if branch.pending:
+            self.step("branch_final", BranchEvent(branch, self.context.synthesize(branch, message.status)))
+
+    def _branch_resolved(self, message: Resolved) -> None:
+        branch = self._branch(message.index)
+        if message.error is not None:
+            log.info("branch %s of %s: %s", branch.index, self.actor_id, message.error)
+        self._send_branch(branch, list(message.targets), message.status)
+
+    def _timer_fired(self, message: TimerFired) -> None:
+        self.timers.pop(message.timer, None)
+        self._timer_c(self._branch(int(message.timer[1:])))
+
+    def _cancelled(self, message: Cancel) -> None:
+        self.step("cancel", None)
+
+    def _begin(self, message: Start) -> None:
+        self.step("start", None)
 
     def _branch(self, index: int) -> Branch:
         return self.context.branches[index - 1]
@@ -194,7 +198,7 @@ class ProxyContext(TimedActor):
             self.layer.emit({"type": "refused", "actor": self.actor_id, "machine": self.machine.name,
                              "event": event, "state": before, "why": str(error)})
             return
-        if self.layer.tracing:
+        if self.layer._subscribers:  # (layer.tracing, without the property's call: a step per message)
             decision = self.machine.decision(before, event)
             self.layer.emit({
                 "type": "transition", "actor": self.actor_id, "transaction": repr(self.server_key),
@@ -329,6 +333,13 @@ def _resolved(index: int, done: Future[list[Target]]) -> Resolved:
         return Resolved(index, (), f"resolver failed: {error!r}")
 
 
+#: A context's mail, by type: the map ``on_receive`` uses, and ``handlers``, with which the scheduler skips pykka's
+#: dispatch (see ScheduledActor.handlers) for the mail a context gets per message.
+_MAIL: dict[type, Callable[[ProxyContext, Any], None]] = {
+    BranchResponse: ProxyContext._response, BranchFailed: ProxyContext._branch_failed, Resolved: ProxyContext._branch_resolved,
+    TimerFired: ProxyContext._timer_fired, Cancel: ProxyContext._cancelled, Start: ProxyContext._begin,
+}
+ProxyContext.handlers = _MAIL
 _EFFECTS: dict[type, Callable[[ProxyContext, Any], None]] = {
     Forward: ProxyContext._forward, Upstream: ProxyContext._upstream, CancelBranch: ProxyContext._cancel_branch,
     ResetTimerC: ProxyContext._reset_timer_c, Terminated: ProxyContext._terminated,

@@ -91,7 +91,7 @@ class _Expiry:
 
     def __call__(self) -> None:
         inbox = self.inbox
-        if not inbox.is_set():  # what ActorRef.tell asks before it posts
+        if not inbox._stopped:  # inbox.is_set(), as ActorRef.tell asks before it posts
             inbox.put(self.envelope)
 
 

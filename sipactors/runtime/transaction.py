@@ -424,9 +424,9 @@ class TransactionLayer:
 
     # -- plumbing -------------------------------------------------------------------------------
     def forget(self, key: Any, actor: TransactionActor) -> None:
-        for table in (self.server, self.client):
-            if table.get(key) is actor:
-                del table[key]
+        table = self.server if actor.machine.server else self.client  # (the one table the actor is kept in)
+        if table.get(key) is actor:
+            del table[key]
 
     def send(
         self, message: Request | Response | bytes, destination: Address, transport: Transport | None = None,
