@@ -316,10 +316,10 @@ class ThreadScheduler(Scheduler):
                 self._contained(inbox.popleft())
             if ready:
                 for _ in range(poll_every):
+                    if not ready:  # drained: a test, where an IndexError caught cost ~1 µs per wake-up
+                        break
                     try:
                         ready.popleft().run_slice()
-                    except IndexError:  # the queue ran dry
-                        break
                     except Exception:  # _contained, inline: a slice per message is the hot path
                         self.failures += 1
                         log.exception("contained a failure on the scheduler")
@@ -327,7 +327,7 @@ class ThreadScheduler(Scheduler):
                 if self._turn_end and polls >= polls_per_turn:
                     polls = 0
                     self._end_turn()
-                if self._watched:
+                if self._watched and ready:  # (drained: the select before sleeping looks at the sockets)
                     self._readable(select(0))
                 continue
             polls = 0
@@ -338,6 +338,11 @@ class ThreadScheduler(Scheduler):
             if inbox or ready or self._stopping:
                 self._sleeping = False
                 continue
+            # Sleep until the first live timer: a cancelled one stays in the heap until its time (each
+            # transaction cancels its retransmission and timeout timers), and waking for it is a wasted
+            # epoll round trip and loop turn. Dropping it now changes nothing: it would be popped unrun.
+            while timers and timers[0][2].cancelled:
+                heapq.heappop(timers)
             wait = max(0.0, timers[0][0] / 1000.0 - monotonic()) if timers else None
             events = select(wait)
             self._sleeping = False

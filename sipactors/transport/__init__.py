@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -82,6 +83,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.too_large = too_large
         self.socket: asyncio.DatagramTransport | None = None
         self._direct: socket.socket | None = None  # the same socket, for sending from the scheduler thread
+        self._waiting: select.poll | None = None  # whether a datagram waits on it (where poll exists)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.socket = transport  # type: ignore[assignment]
@@ -92,9 +94,12 @@ class UdpTransport(asyncio.DatagramProtocol):
             self._direct.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, Limits.udp_receive_buffer)
         except OSError as error:  # (a platform without it): the default buffer still works
             log.info("UDP receive buffer left at the default: %s", error)
+        if hasattr(select, "poll"):
+            self._waiting = select.poll()
+            self._waiting.register(self._direct, select.POLLIN)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        direct, self._direct = self._direct, None
+        direct, self._direct, self._waiting = self._direct, None, None
         if direct is not None:
             direct.close()
 
@@ -110,8 +115,8 @@ class UdpTransport(asyncio.DatagramProtocol):
         direct = self._direct
         if direct is None:
             return
-        recvfrom, deliver = direct.recvfrom, self.deliver
-        for _ in range(64):
+        recvfrom, deliver, waiting = direct.recvfrom, self.deliver, self._waiting
+        for count in range(64):
             try:
                 data, addr = recvfrom(65_536)
             except (BlockingIOError, InterruptedError):
@@ -123,6 +128,10 @@ class UdpTransport(asyncio.DatagramProtocol):
                 self.datagram_received(data, addr)  # the rare cases, checked there
             else:  # an IPv4 address is (host, port) already; IPv6 adds flow info and scope
                 deliver(data, addr if len(addr) == 2 else (addr[0], addr[1]), self)
+            # Mostly one datagram waits: ask whether another does (~1.5 µs) rather than find out from a
+            # recvfrom that raises BlockingIOError (~5 µs, the exception); a burst is read on to the end.
+            if count == 0 and waiting is not None and not waiting.poll(0):
+                return
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         source = (str(addr[0]), int(addr[1]))
