@@ -923,6 +923,8 @@ def _frame_body(message: Message, data: bytes, offset: int, stream: bool) -> Non
         message.body = data[offset:]
         return
     length = lengths[0]._parsed  # a core header: parsed by ``_build`` already
+    if type(length) is not int:  # (should a line template ever hand it over unbuilt: build it, don't compare it)
+        length = lengths[0].parsed
     if length > available:
         raise ParseError("Content-Length larger than the message", header="Content-Length", rule="Content-Length")
     # §18.3: octets beyond Content-Length in a datagram are discarded.

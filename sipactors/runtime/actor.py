@@ -291,9 +291,12 @@ class ScheduledActor(Actor):
     def spawn(cls, *args: Any, **kwargs: Any) -> Any:
         """Start an actor and return the actor itself, for the runtime that owns it (others get refs)."""
         actor = cls(*args, **kwargs)
-        # inbox.kick() (_start_actor_loop()), inline: a fresh inbox is idle
-        actor.actor_inbox._scheduled = True  # type: ignore[attr-defined]  # (a ScheduledInbox)
-        actor._scheduler.schedule(actor)
+        # inbox.kick() (_start_actor_loop()), inline: on the ready queue once, even if its __init__ told it
+        # something already (that put scheduled it)
+        inbox: ScheduledInbox = actor.actor_inbox
+        if not inbox._scheduled:
+            inbox._scheduled = True
+            actor._scheduler.schedule(actor)
         return actor
 
     @staticmethod
