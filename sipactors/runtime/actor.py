@@ -293,7 +293,7 @@ class ScheduledActor(Actor):
         actor = cls(*args, **kwargs)
         # inbox.kick() (_start_actor_loop()), inline: on the ready queue once, even if its __init__ told it
         # something already (that put scheduled it)
-        inbox: ScheduledInbox = actor.actor_inbox
+        inbox: ScheduledInbox = actor.actor_inbox  # type: ignore[assignment]
         if not inbox._scheduled:
             inbox._scheduled = True
             actor._scheduler.schedule(actor)
