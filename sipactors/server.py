@@ -291,9 +291,15 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     trace_file = open(config.trace, "a", encoding="utf-8") if config.trace else None  # noqa: SIM115 - closed below
     layer: TransactionLayer | None = None
 
+    def soon(work: Callable[[], object]) -> None:  # first thing on the scheduler thread; its result is not needed
+        def run() -> None:
+            work()
+        scheduler.call_later(0, run)
+
     def deliver(data: bytes, source: Address, transport: Any) -> None:  # TCP: from the loop's thread
         assert layer is not None
-        scheduler.submit(lambda: layer.receive(data, source, transport))
+        receiving = layer
+        scheduler.submit(lambda: receiving.receive(data, source, transport))
 
     def receive(data: bytes, source: Address, transport: Any) -> None:  # UDP: on the scheduler thread
         assert layer is not None
@@ -321,7 +327,10 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
             protocol = UdpTransport(loop, receive, too_large)
             udp = udp or protocol  # the first UDP listener is the layer's default transport
             udp_listeners.append(protocol)
-            endpoint, _ = await loop.create_datagram_endpoint(lambda p=protocol: p, local_addr=(host, port))
+            def factory(made: UdpTransport = protocol) -> UdpTransport:
+                return made
+
+            endpoint, _ = await loop.create_datagram_endpoint(factory, local_addr=(host, port))
             servers.append(endpoint)
             bound = endpoint.get_extra_info("sockname")
         elif transport_name == "tcp":
@@ -351,7 +360,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         Authenticator(os.urandom(32), DigestPolicy(algorithms=config.digest_algorithms)), time.time, os.urandom,
         committer=committer, trace=_Trace(trace_file) if trace_file is not None else None,
     )
-    scheduler.call_later(0, registrar.restore)  # one binding actor per stored binding, before any REGISTER
+    soon(registrar.restore)  # one binding actor per stored binding, before any REGISTER
     proxy_policy = ProxyPolicy(
         domains, tuple(listeners), record_route=config.record_route, recurse_on_3xx=config.recurse,
         timer_c_ms=round(config.timer_c * 1000), auth_methods=frozenset(config.auth_methods),
@@ -375,14 +384,14 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     # MESSAGE: 413 over [messaging] max_size; stored (202) for a local user with no device, delivered on REGISTER
     messaging = Messaging(store, proxy, config.messaging, time.time)
     registrar.on_registered.append(messaging.registered)
-    scheduler.call_later(0, messaging.restore)
+    soon(messaging.restore)
     tu = Core(config.server_name, registrar, proxy, notifier, stack.presence, messaging)
     # no subscriber unless --trace: a record nobody reads still costs ~14 % of a call to build
     layer = TransactionLayer(udp, tu, scheduler, trace=_Trace(trace_file) if trace_file is not None else None)
     messaging.layer = layer
     if tcp is not None:  # the proxy forwards over TCP too (RFC 3263 §4.1 transport=tcp, bindings made over TCP)
         layer.transports[tcp.name] = tcp
-    scheduler.call_later(0, lambda: notifier.restore(layer))  # the stored subscriptions, with the time they have left
+    soon(lambda: notifier.restore(layer))  # the stored subscriptions, with the time they have left
     for protocol in udp_listeners:  # from now on the scheduler thread reads them (ThreadScheduler.watch)
         protocol.read_on(scheduler.watch)
     prepare()
@@ -419,6 +428,10 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
         await stop.wait()
     finally:
         print("sipactors: stopping", flush=True)
+        # What already arrived is handled first: a peer's last datagram before it went away (the 200 that
+        # ends a stored MESSAGE's delivery, a REGISTER) is in the socket's buffer, not lost to the stop.
+        if not scheduler.drain(timeout=2.0):  # bounded: a flood does not keep it from stopping
+            log.warning("stopping with work still arriving 2 s after the stop began")
         for server in servers:
             server.close()
         scheduler.stop()  # no REGISTER is decided any more; then what was submitted is committed

@@ -332,8 +332,9 @@ class WatcherList:
 
     def find(self, presentity: str, ids: Iterable[str]) -> list[Watcher]:
         """The watchers named by ``ids``, terminated ones included while they are remembered."""
-        current, ended = self._current.get(presentity, {}), self._ended.get(presentity, {})
-        found = []
+        current = self._current.get(presentity, {})
+        ended: dict[str, Watcher] = self._ended.get(presentity, {})
+        found: list[Watcher] = []
         for wid in sorted(ids):
             if wid in current:
                 found.append(self._timed(current[wid]))

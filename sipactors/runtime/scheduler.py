@@ -241,6 +241,8 @@ class ThreadScheduler(Scheduler):
             end.setblocking(False)
         self._selector.register(self._wake_in, selectors.EVENT_READ, None)
         self._watched = 0
+        #: Set by ``drain``: the worker sets it when no work is left and no watched socket holds data.
+        self._drained: threading.Event | None = None
         self._worker_thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._worker = -1  # the worker's thread ident, once it runs
         self._started = threading.Event()
@@ -290,6 +292,19 @@ class ThreadScheduler(Scheduler):
             except (BlockingIOError, InterruptedError):
                 pass  # the socket is full of wake-ups already
 
+    def drain(self, timeout: float = 2.0) -> bool:
+        """Before a stop: let the worker handle what has already arrived (datagrams waiting in the watched
+        sockets' buffers, work submitted or ready) until none is left; whether it got there within
+        ``timeout`` seconds. A peer's last message before it went away, a response that ends a transaction
+        say, is then not lost to the stop; timers that are not due yet are not waited for."""
+        drained = threading.Event()
+
+        def begin() -> None:
+            self._drained = drained
+
+        self.submit(begin)
+        return drained.wait(timeout)
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping = True
         self._sleeping = True  # wake it whatever it is doing
@@ -334,6 +349,13 @@ class ThreadScheduler(Scheduler):
             if self._turn_end:
                 self._end_turn()
                 continue  # (it may have made work)
+            if self._drained is not None:  # drain(): idle now; drained once the sockets hold nothing more
+                events = select(0)
+                if any(key.data is not None for key, _ in events):
+                    self._readable(events)
+                    continue
+                self._drained.set()
+                self._drained = None
             self._sleeping = True
             if inbox or ready or self._stopping:
                 self._sleeping = False

@@ -198,3 +198,25 @@ def test_a_binding_survives_kill_9_and_a_restart_and_a_call_reaches_the_device(t
     assert len(invites[0].via) == 2  # the proxy's Via on top of the caller's (§16.6 step 8)
     assert final is not None and final.status == 200, final  # type: ignore[attr-defined]
     assert any(data.startswith(b"ACK ") for data in received), received
+
+
+def test_registers_already_received_when_sigterm_comes_are_handled_and_committed_before_the_stop(tmp_path: Path) -> None:
+    """A burst of REGISTERs sits in the server's UDP buffer (loopback delivers on ``sendto``) when SIGTERM
+    comes: the server handles what already arrived before it stops (``ThreadScheduler.drain``), so every one
+    of them is a binding in the store afterwards, none lost to the stop."""
+    store = tmp_path / "sipactors.db"
+    port, process, _ = start_server(store)
+    users = [f"burst{n}" for n in range(40)]
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            for user in users:
+                sock.sendto(_register(port, user, f"{user}-call", 1, contact=f"sip:{user}@127.0.0.1:5999"),
+                            ("127.0.0.1", port))
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=30)
+        assert process.returncode == 0, errors[-3000:]
+    finally:
+        stop_server(process)
+    listed = _cli("bindings", "list", "--store", f"sqlite:///{store}").stdout
+    assert [user for user in users if f"sip:{user}@127.0.0.1" not in listed] == []

@@ -5,6 +5,7 @@ And the end of a turn of work (``at_turn_end``), where a group committer hands i
 from __future__ import annotations
 
 import gc
+import socket
 import threading
 import weakref
 from collections.abc import Callable
@@ -88,4 +89,58 @@ def test_a_threaded_turn_ends_under_a_load_that_never_lets_the_queue_drain() -> 
         assert done.wait(10)
         assert ended == [scheduler.turn_slices]  # the turn ended after turn_slices slices
     finally:
+        scheduler.stop()
+
+
+def test_drain_handles_the_datagrams_already_waiting_in_a_watched_socket_and_the_work_they_make() -> None:
+    """``ThreadScheduler.drain`` (the server calls it on SIGTERM): what a peer sent before the stop, still in
+    the socket's buffer, is read and the work it makes is run before drain returns."""
+    scheduler = ThreadScheduler(name="test-drain")
+    receiver, sender = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.setblocking(False)
+    handled: list[bytes] = []
+    log: list[str] = []
+    echo = _Echo(scheduler, log, "made")
+    try:
+        gate = threading.Event()
+        scheduler.submit(lambda: gate.wait(10))  # the worker is busy while the datagrams arrive
+
+        def readable() -> None:
+            while True:
+                try:
+                    handled.append(receiver.recv(100))
+                except BlockingIOError:
+                    return
+                scheduler.schedule(echo)  # work that each datagram makes
+
+        scheduler.watch(receiver, readable)
+        for n in range(3):
+            sender.send(b"datagram %d" % n)
+        gate.set()
+        assert scheduler.drain(timeout=10)
+        assert handled == [b"datagram 0", b"datagram 1", b"datagram 2"]
+        assert log == ["made"] * 3
+    finally:
+        scheduler.stop()
+        receiver.close()
+        sender.close()
+
+
+def test_drain_returns_within_its_timeout_under_work_that_never_ends() -> None:
+    scheduler = ThreadScheduler(name="test-drain-bounded")
+    log: list[str] = []
+    busy = _Echo(scheduler, log, "busy")
+    stop = threading.Event()
+
+    def again() -> None:
+        if not stop.is_set():
+            busy.then = again
+            scheduler.schedule(busy)
+
+    busy.then = again
+    try:
+        scheduler.schedule(busy)
+        assert not scheduler.drain(timeout=0.2)  # never idle: drain gives up, the caller stops anyway
+    finally:
+        stop.set()
         scheduler.stop()
