@@ -43,6 +43,7 @@ from sipactors.roles.rls import (
 from sipactors.roles.winfo import WatchedPackage, WatcherList, WinfoPackage
 from sipactors.routing import apply_routing_config, build_dialplan, build_resolver, routing_banner
 from sipactors.runtime import ThreadScheduler, set_default_scheduler
+from sipactors.runtime.collector import pace_collector
 from sipactors.runtime.messaging import Messaging
 from sipactors.runtime.proxy import Proxy
 from sipactors.runtime.rules import RulesPoller
@@ -395,6 +396,7 @@ async def _run(config: ServerConfig, ready: asyncio.Event | None = None) -> None
     for protocol in udp_listeners:  # from now on the scheduler thread reads them (ThreadScheduler.watch)
         protocol.read_on(scheduler.watch)
     prepare()
+    pace_collector(scheduler)  # brief young collections, not pauses of hundreds of ms under load
     speed_up_all()  # the frozen dataclasses' fast __init__ (sipactors/frozen.py)
     print(f"sipactors {__version__}: a SIP server (RFC 3261): OPTIONS, a registrar (RFC 3261 §10) and a stateful "
           f"forking proxy (RFC 3261 §16) for {', '.join(sorted(domains))}", flush=True)
