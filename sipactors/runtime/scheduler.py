@@ -297,13 +297,18 @@ class ThreadScheduler(Scheduler):
         sockets' buffers, work submitted or ready) until none is left; whether it got there within
         ``timeout`` seconds. A peer's last message before it went away, a response that ends a transaction
         say, is then not lost to the stop; timers that are not due yet are not waited for."""
+        return self.draining().wait(timeout)
+
+    def draining(self) -> threading.Event:
+        """``drain`` without the wait: the event the worker sets once drained. The request is queued behind
+        the work submitted so far, so the worker looks at its sockets again after it."""
         drained = threading.Event()
 
         def begin() -> None:
             self._drained = drained
 
         self.submit(begin)
-        return drained.wait(timeout)
+        return drained
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping = True

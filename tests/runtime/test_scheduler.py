@@ -94,16 +94,26 @@ def test_a_threaded_turn_ends_under_a_load_that_never_lets_the_queue_drain() -> 
 
 def test_drain_handles_the_datagrams_already_waiting_in_a_watched_socket_and_the_work_they_make() -> None:
     """``ThreadScheduler.drain`` (the server calls it on SIGTERM): what a peer sent before the stop, still in
-    the socket's buffer, is read and the work it makes is run before drain returns."""
+    the socket's buffer, is read and the work it makes is run before drain says it is done."""
     scheduler = ThreadScheduler(name="test-drain")
     receiver, sender = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     receiver.setblocking(False)
     handled: list[bytes] = []
+    after_drained: list[bytes] = []  # handled once drain had said it was done: none may be
     log: list[str] = []
     echo = _Echo(scheduler, log, "made")
     try:
         gate = threading.Event()
-        scheduler.submit(lambda: gate.wait(10))  # the worker is busy while the datagrams arrive
+
+        def busy() -> None:  # the worker is busy while the datagrams arrive
+            gate.wait(10)
+
+        scheduler.submit(busy)
+        for n in range(3):
+            sender.send(b"datagram %d" % n)
+        # Asked while the worker is still busy: it takes the request before it looks at its sockets again,
+        # so only the drain's own look can find the datagrams before it says drained.
+        drained = scheduler.draining()
 
         def readable() -> None:
             while True:
@@ -111,14 +121,15 @@ def test_drain_handles_the_datagrams_already_waiting_in_a_watched_socket_and_the
                     handled.append(receiver.recv(100))
                 except BlockingIOError:
                     return
+                if drained.is_set():
+                    after_drained.append(handled[-1])
                 scheduler.schedule(echo)  # work that each datagram makes
 
         scheduler.watch(receiver, readable)
-        for n in range(3):
-            sender.send(b"datagram %d" % n)
         gate.set()
-        assert scheduler.drain(timeout=10)
+        assert drained.wait(10)
         assert handled == [b"datagram 0", b"datagram 1", b"datagram 2"]
+        assert after_drained == []
         assert log == ["made"] * 3
     finally:
         scheduler.stop()
